@@ -1,0 +1,1 @@
+"""vfio_ap plugin: s390 AP crypto passthrough through a matrix mdev."""

@@ -1,0 +1,13 @@
+"""Golden tests of ``export --format argv`` for each shipped machine (--update-golden rewrites)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import MACHINES, run_vmctl
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in MACHINES.glob("*.toml")))
+def test_argv_matches_golden(name, golden):
+    out = run_vmctl("export", f"machines/{name}.toml", "--format", "argv", check=True).stdout
+    golden(f"argv/{name}.json", out)

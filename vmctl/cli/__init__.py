@@ -1,0 +1,1 @@
+"""The ``vmctl`` command line: one module per command group, heavy imports inside commands."""

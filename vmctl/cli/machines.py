@@ -1,0 +1,180 @@
+"""``vmctl validate``, ``show``, ``plan``, ``export``: machine files in, findings and artefacts out."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+
+import typer
+
+from vmctl.cli.common import SYSFS_ROOT, TextJson, echo, emit_json, plugin_manager
+
+
+class Backend(str, enum.Enum):
+    sim = "sim"
+    qemu = "qemu"
+
+
+class ShowFormat(str, enum.Enum):
+    toml = "toml"
+    json = "json"
+
+
+def _context(backend: Backend, host: bool, sysfs_root: str):
+    from vmctl.types import ValidationContext
+
+    ctx = ValidationContext(backend=backend.value)
+    if host:
+        from vmctl.host.sysfs import Sysfs
+        from vmctl.plugins import call_flat
+
+        ctx.sysfs = Sysfs(sysfs_root, call_flat(plugin_manager(), "vmctl_fake_kernel"))
+    if backend is Backend.qemu:
+        ctx.extra["qemu_probe"] = True
+    return ctx
+
+
+def _load_valid(path: Path, backend: Backend = Backend.sim, host: bool = False, sysfs_root: str = "/"):
+    """Load one machine and refuse it, with its diagnostics, when it is invalid."""
+    from vmctl.config import load_machine
+    from vmctl.config.loader import MachineError
+    from vmctl.config.validate import check_machine
+    from vmctl.diagnostics import has_errors, render
+    from vmctl.types import Severity
+
+    pm = plugin_manager()
+    m = load_machine(path, pm)
+    ctx = _context(backend, host, sysfs_root)
+    _attach_qemu(ctx, [m])
+    diags = check_machine(m, pm, ctx)
+    if has_errors(diags):
+        raise MachineError([d for d in diags if d.severity is Severity.ERROR]
+                           + [d for d in diags if d.severity is not Severity.ERROR])
+    notes = [d for d in diags if d.severity is not Severity.ERROR]
+    if notes:
+        echo(render(notes), err=True)
+    return m, ctx
+
+
+def _attach_qemu(ctx, machines) -> None:
+    if not ctx.extra.pop("qemu_probe", False):
+        return
+    from vmctl.qemu.caps import probe_for_arch
+
+    arches = {m.arch for m in machines}
+    ctx.qemu = {a: probe_for_arch(a) for a in sorted(arches)}
+
+
+def validate(
+    paths: list[Path] = typer.Argument(..., help="Machine files or folders of them.", show_default=False),
+    host: bool = typer.Option(False, "--host", help="Also check the host (sysfs) the machines would run on."),
+    backend: Backend = typer.Option(Backend.sim, "--backend", help="sim, or qemu to check against the "
+                                    "installed QEMU's machine types, CPUs, devices and properties."),
+    sysfs_root: str = SYSFS_ROOT,
+    fmt: TextJson = typer.Option(TextJson.text, "--format", help="text for people, json for programs."),
+) -> None:
+    """Check machines alone and together (fleet rules such as APQN exclusivity).
+
+    Exit 0 when every machine is valid, 1 when any is not, 2 on a usage error.
+    """
+    from vmctl.config.validate import machine_files, validate_paths
+    from vmctl.diagnostics import counts, render
+    from vmctl.errors import ExitCode
+
+    pm = plugin_manager()
+    ctx = _context(backend, host, sysfs_root)
+    if ctx.extra.get("qemu_probe"):
+        from vmctl.config import load_machine
+        from vmctl.config.loader import MachineError
+
+        ms = []
+        for f in machine_files(paths):
+            try:
+                ms.append(load_machine(f))
+            except MachineError:
+                pass
+        _attach_qemu(ctx, [m for m in ms if m.arch])
+    report = validate_paths(paths, pm, ctx)
+    c = counts(report.diagnostics)
+    if fmt is TextJson.json:
+        emit_json({"ok": report.ok, "files": report.files, "invalid": sorted(report.invalid),
+                   "counts": c, "diagnostics": [d.to_json() for d in report.diagnostics]})
+    else:
+        if report.diagnostics:
+            echo(render(report.diagnostics))
+        n = report.files
+        summary = f"{n} machine{'s' if n != 1 else ''} checked"
+        if report.ok:
+            summary += ": all valid"
+        else:
+            summary += f": {len(report.invalid)} invalid"
+        extra = [f"{c[k]} {k}{'s' if c[k] != 1 else ''}" for k in ("error", "warning", "note") if c[k]]
+        echo(summary + (f" ({', '.join(extra)})" if extra else ""))
+    raise typer.Exit(ExitCode.OK if report.ok else ExitCode.FAILURE)
+
+
+def show(
+    path: Path = typer.Argument(..., help="A machine file.", show_default=False),
+    fmt: ShowFormat = typer.Option(ShowFormat.toml, "--format", help="toml (with source comments) or json."),
+) -> None:
+    """The resolved machine: includes merged, defaults filled in, each value's source."""
+    from vmctl.config import load_machine
+    from vmctl.config.show import resolved, render_toml
+
+    pm = plugin_manager()
+    m = load_machine(path, pm)
+    from vmctl.config.validate import check_machine
+    from vmctl.config.loader import MachineError
+    from vmctl.diagnostics import has_errors
+
+    diags = check_machine(m, pm, schema_only=True)
+    if has_errors(diags):
+        raise MachineError(diags)
+    if fmt is ShowFormat.json:
+        emit_json(resolved(m))
+    else:
+        echo(render_toml(m), )
+
+
+def plan(
+    path: Path = typer.Argument(..., help="A machine file.", show_default=False),
+    fmt: TextJson = typer.Option(TextJson.text, "--format", help="text for people, json for programs."),
+    sysfs_root: str = SYSFS_ROOT,
+) -> None:
+    """What would happen: predictions, host steps and the launch command line, with provenance."""
+    from vmctl.plan import make_plan, render_plan
+
+    m, ctx = _load_valid(path)
+    p = make_plan(m, plugin_manager(), ctx, sysfs_root)
+    if fmt is TextJson.json:
+        emit_json(p)
+    else:
+        echo(render_plan(p))
+
+
+def export(
+    path: Path = typer.Argument(..., help="A machine file.", show_default=False),
+    fmt: str = typer.Option(..., "--format", "-f", help="argv, sh, libvirt-xml, or a plugin's format "
+                            "(mdevctl-json); vmctl plugins lists them.", show_default=False),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead "
+                                       "of standard output."),
+) -> None:
+    """The machine as a QEMU argv, a shell script, libvirt XML, or a plugin's format."""
+    from vmctl.export import renderer
+
+    render = renderer(fmt, plugin_manager())
+    m, _ = _load_valid(path)
+    text = render(m)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    from vmctl.fsutil import atomic_write
+
+    atomic_write(output, text, mode=0o755 if fmt == "sh" else 0o644)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(show)
+    app.command()(plan)
+    app.command()(export)

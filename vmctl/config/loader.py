@@ -1,0 +1,189 @@
+"""Reading machine files: size and encoding checks, TOML syntax, includes, provenance.
+
+``include = ["base/pseries.toml"]`` is resolved relative to the including file and merged
+in order: tables merge key by key, the including file wins; ``[[device]]`` lists
+concatenate, and a device whose ``id`` matches an included device replaces it in place.
+Every resolved value remembers the file and line it came from.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vmctl.config.lines import key_lines
+from vmctl.errors import VmctlError
+from vmctl.types import Diagnostic, Severity
+
+MAX_BYTES = 1024 * 1024
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value was written: ``file`` as shown to the user, 1-based ``line`` (0: unknown)."""
+
+    file: str
+    line: int
+
+
+class MachineError(VmctlError):
+    """A machine that cannot be loaded or is invalid; carries its diagnostics."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        first = diagnostics[0]
+        super().__init__(first.message, first.hint)
+        self.diagnostics = diagnostics
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _fail(path: Path | str, code: str, message: str, hint: str = "", line: int = 0,
+          key: str = "") -> MachineError:
+    shown = display_path(Path(path)) if not isinstance(path, str) else path
+    return MachineError([Diagnostic(Severity.ERROR, code, message, key=key, hint=hint,
+                                    file=shown, line=line, plugin="vmctl")])
+
+
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+class Loader:
+    """Loads files with a cache, so a base file included by many machines is parsed once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Path, tuple[dict[str, Any], dict[KeyPath, int]]] = {}
+
+    def parse(self, path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
+        """Parse one file (no includes): its data and its key → line map."""
+        path = path.resolve()
+        hit = self._cache.get(path)
+        if hit is not None:
+            return hit
+        try:
+            with open(path, "rb") as f:
+                blob = f.read(MAX_BYTES + 1)
+        except FileNotFoundError:
+            raise _fail(path, "file-not-found", f"no such file: {display_path(path)}",
+                        "check the path; includes are relative to the including file") from None
+        except IsADirectoryError:
+            raise _fail(path, "is-a-directory", f"{display_path(path)} is a folder, not a machine file") from None
+        except PermissionError:
+            raise _fail(path, "unreadable", f"cannot read {display_path(path)}: permission denied",
+                        "check the file's mode and owner") from None
+        if len(blob) > MAX_BYTES:
+            raise _fail(path, "file-too-large", f"{display_path(path)} is larger than 1 MiB",
+                        "a machine file is a few hundred bytes; is this the right file?")
+        try:
+            text = blob.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = blob[: exc.start].count(b"\n") + 1
+            raise _fail(path, "not-utf8", f"{display_path(path)} is not UTF-8 text (byte 0x{blob[exc.start]:02x})",
+                        "TOML files must be UTF-8; convert with iconv -t UTF-8", line=line) from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            msg = str(exc)
+            m = _TOML_POS.search(msg)
+            line = int(m.group(1)) if m else 0
+            col = f", column {m.group(2)}" if m else ""
+            clean = _TOML_POS.sub("", msg).strip()
+            raise _fail(path, "toml-syntax", f"TOML syntax error{col}: {clean}",
+                        "see https://toml.io for the syntax; strings need quotes", line=line) from None
+        result = (data, key_lines(text))
+        self._cache[path] = result
+        return result
+
+    def load(self, path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[KeyPath, Source]]:
+        """The merged data of ``path`` with its includes, and each key's source."""
+        path = path.resolve()
+        if path in _stack:
+            chain = " → ".join(display_path(p) for p in (*_stack, path))
+            raise _fail(_stack[-1], "include-cycle", f"include cycle: {chain}",
+                        "remove one of the includes", line=self.parse(_stack[-1])[1].get(("include",), 0),
+                        key="include")
+        data, lines = self.parse(path)
+        shown = display_path(path)
+        prov = {k: Source(shown, v) for k, v in lines.items()}
+        includes = data.get("include", [])
+        if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+            raise _fail(path, "type", "include must be a list of file names",
+                        'write include = ["base/pseries.toml"]', line=lines.get(("include",), 0), key="include")
+        merged: dict[str, Any] = {}
+        mprov: dict[KeyPath, Source] = {}
+        for inc in includes:
+            target = (path.parent / inc)
+            if not target.exists():
+                raise _fail(path, "include-not-found", f"included file not found: {inc}",
+                            f"looked for {display_path(target)}; includes are relative to {shown}",
+                            line=lines.get(("include",), 0), key="include")
+            idata, iprov = self.load(target, (*_stack, path))
+            merged, mprov = merge(merged, mprov, idata, iprov)
+        own = {k: v for k, v in data.items() if k != "include"}
+        own_prov = {k: v for k, v in prov.items() if k[:1] != ("include",)}
+        return merge(merged, mprov, own, own_prov)
+
+
+def merge(base: dict[str, Any], bprov: dict[KeyPath, Source],
+          over: dict[str, Any], oprov: dict[KeyPath, Source]) -> tuple[dict[str, Any], dict[KeyPath, Source]]:
+    """Merge ``over`` onto ``base`` (tables deep, devices by ``id``); provenance follows."""
+    out = dict(base)
+    prov = dict(bprov)
+    for key, value in over.items():
+        if key == "device" and isinstance(value, list) and isinstance(base.get("device"), list):
+            out["device"], prov = _merge_devices(base["device"], value, prov, oprov)
+            continue
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            sub, subprov = merge(base[key], _sub(prov, key), value, _sub(oprov, key))
+            out[key] = sub
+            prov = {k: v for k, v in prov.items() if k[:1] != (key,)}
+            prov.update({(key, *k): v for k, v in subprov.items()})
+            prov[(key,)] = oprov.get((key,), bprov.get((key,), Source("", 0)))
+            continue
+        out[key] = value
+        prov = {k: v for k, v in prov.items() if k[:1] != (key,)}
+        prov.update({k: v for k, v in oprov.items() if k[:1] == (key,)})
+    for k, v in oprov.items():
+        prov.setdefault(k, v)
+    return out, prov
+
+
+def _sub(prov: dict[KeyPath, Source], key: str) -> dict[KeyPath, Source]:
+    return {k[1:]: v for k, v in prov.items() if k[:1] == (key,) and len(k) > 1}
+
+
+def _merge_devices(base: list[Any], over: list[Any], bprov: dict[KeyPath, Source],
+                   oprov: dict[KeyPath, Source]) -> tuple[list[Any], dict[KeyPath, Source]]:
+    devices = list(base)
+    # provenance per device, by position
+    per: list[dict[KeyPath, Source]] = [
+        {k[2:]: v for k, v in bprov.items() if k[:2] == ("device", i)} for i in range(len(base))]
+    by_id = {d.get("id"): i for i, d in enumerate(devices) if isinstance(d, dict) and d.get("id")}
+    for j, dev in enumerate(over):
+        dprov = {k[2:]: v for k, v in oprov.items() if k[:2] == ("device", j)}
+        did = dev.get("id") if isinstance(dev, dict) else None
+        if did and did in by_id:
+            devices[by_id[did]] = dev
+            per[by_id[did]] = dprov
+        else:
+            if did:
+                by_id[did] = len(devices)
+            devices.append(dev)
+            per.append(dprov)
+    prov = {k: v for k, v in bprov.items() if k[:1] != ("device",)}
+    for i, dp in enumerate(per):
+        prov.update({("device", i, *k): v for k, v in dp.items()})
+    prov[("device",)] = oprov.get(("device", 0), bprov.get(("device",), Source("", 0)))
+    return devices, prov

@@ -1,0 +1,118 @@
+"""Validating machines: schema, plugin semantics, then fleet rules across machines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pluggy
+
+from vmctl.config.loader import Loader, MachineError, display_path
+from vmctl.config.machine import Machine
+from vmctl.config.schema import Schema
+from vmctl.diagnostics import has_errors
+from vmctl.errors import UsageError
+from vmctl.plugins import call, call_flat
+from vmctl.types import Diagnostic, Severity, ValidationContext
+
+
+def machine_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files and folders (a folder: its ``*.toml`` files, not its subfolders)."""
+    files: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(x for x in p.glob("*.toml") if x.is_file())
+            if not found:
+                raise UsageError(f"no machine files (*.toml) in folder {display_path(p)}",
+                                 "give a machine file or a folder that holds some (sub-folders such as "
+                                 "base/ are not scanned)")
+            files += found
+        elif p.exists() or p.is_symlink():
+            files.append(p)
+        else:
+            raise UsageError(f"no such file or folder: {raw}", "vmctl validate takes machine files and folders")
+    return files
+
+
+def _tag(diags: list[Diagnostic], plugin: str) -> list[Diagnostic]:
+    return [d if d.plugin else replace(d, plugin=plugin) for d in diags]
+
+
+def check_machine(machine: Machine, pm: pluggy.PluginManager, ctx: ValidationContext | None = None,
+                  schema_only: bool = False) -> list[Diagnostic]:
+    """Schema checks, then (when the schema is clean) every plugin's semantic checks."""
+    ctx = ctx or ValidationContext()
+    schema = machine.schema or Schema.from_plugins(pm)
+    machine.schema = schema
+    diags = schema.check(machine)
+    if has_errors(diags) or schema_only:
+        return diags
+    for name, found in call(pm, "vmctl_validate_machine", machine=machine, ctx=ctx):
+        diags += _tag(list(found), name)
+    caps = ctx.qemu_caps(machine.arch)
+    if caps is not None:
+        from vmctl.qemu.argv import build_argv
+        from vmctl.qemu.check import check_argv
+
+        diags += check_argv(machine, build_argv(machine, pm), caps)
+    return diags
+
+
+@dataclass
+class Report:
+    """The outcome of validating a set of files."""
+
+    machines: list[Machine] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    files: int = 0
+    invalid: set[str] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+
+def validate_paths(paths: Iterable[str | Path], pm: pluggy.PluginManager,
+                   ctx: ValidationContext | None = None) -> Report:
+    """Validate every machine under ``paths`` alone, then together (fleet rules)."""
+    ctx = ctx or ValidationContext()
+    files = machine_files(paths)
+    schema = Schema.from_plugins(pm)
+    loader = Loader()
+    report = Report(files=len(files))
+    for f in files:
+        try:
+            data, prov = loader.load(f)
+        except MachineError as exc:
+            report.diagnostics += exc.diagnostics
+            report.invalid.add(display_path(f))
+            continue
+        m = Machine(data, prov, f, schema)
+        diags = check_machine(m, pm, ctx)
+        report.diagnostics += diags
+        if has_errors(diags):
+            report.invalid.add(m.file)
+        if not any(d.severity is Severity.ERROR and d.plugin == "vmctl" for d in diags):
+            report.machines.append(m)
+    report.diagnostics += fleet(report.machines, pm, ctx)
+    for d in report.diagnostics:
+        if d.severity is Severity.ERROR and d.file:
+            report.invalid.add(d.file)
+    return report
+
+
+def fleet(machines: list[Machine], pm: pluggy.PluginManager, ctx: ValidationContext) -> list[Diagnostic]:
+    """Rules across machines: unique names (host), then each plugin's fleet hook."""
+    out: list[Diagnostic] = []
+    first: dict[str, Machine] = {}
+    for m in machines:
+        other = first.setdefault(m.name, m)
+        if other is not m:
+            src = other.source("machine.name")
+            d = m.error("duplicate-name", "machine.name", f'machine name "{m.name}" is also used by '
+                        f"{src.file}:{src.line}", "names identify instances; give each machine its own")
+            out.append(replace(d, plugin="vmctl"))
+    out += call_flat(pm, "vmctl_validate_fleet", machines=machines, ctx=ctx)
+    return out

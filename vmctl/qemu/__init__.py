@@ -1,0 +1,1 @@
+"""QEMU: argv assembly with provenance, capability probe, process management."""

@@ -1,0 +1,309 @@
+"""Typed records that plugins contribute and the host consumes.
+
+Hooks return these frozen dataclasses rather than tuples or dicts, so a plugin author gets
+named fields, defaults and a type checker's help.  See :mod:`vmctl.hookspecs` for when each
+is asked for.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vmctl.sim.vm import SimVM
+
+ARCHES = ("ppc64", "aarch64", "x86_64", "s390x")
+
+#: Option value types the schema understands.
+#: ``size`` is a memory size string (``"512M"``, ``"2G"``); ``path`` a file path relative
+#: to the TOML file that sets it; ``list[int]`` accepts TOML integers (hex ``0xab`` too).
+OPTION_TYPES = ("str", "int", "bool", "size", "path", "list[int]", "list[str]")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One key of a section or device kind.
+
+    Example::
+
+        Option("ic-mode", "str", "interrupt controller mode offered to the guest",
+               default="dual", choices=("xics", "xive", "dual"))
+    """
+
+    name: str
+    type: str
+    help: str
+    default: Any = None
+    required: bool = False
+    choices: tuple[Any, ...] = ()
+    minimum: int | None = None
+    maximum: int | None = None
+    pattern: str | None = None
+    arches: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type not in OPTION_TYPES:
+            raise ValueError(f"option {self.name!r}: unknown type {self.type!r}")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A top-level TOML table owned by a plugin, e.g. ``[irq]``.
+
+    ``arches`` limits the machines that may use it (empty: every arch).  ``plugin`` is filled
+    in by the host with the owning plugin's name.
+    """
+
+    name: str
+    help: str
+    options: tuple[Option, ...]
+    arches: tuple[str, ...] = ()
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceKind:
+    """A value of ``kind`` in ``[[device]]``, e.g. ``vfio-pci``.
+
+    ``max_per_machine`` is enforced by the host (``vfio-ap``: 1).  ``kind`` and ``id`` are
+    host-owned keys every device has; list only the kind's own options here.
+    """
+
+    name: str
+    help: str
+    options: tuple[Option, ...]
+    arches: tuple[str, ...] = ()
+    max_per_machine: int | None = None
+    plugin: str = ""
+
+
+class Severity(str, enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    NOTE = "note"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One finding about a machine, printed like a compiler's message.
+
+    ``key`` is the key path as the user wrote it (``"irq.ic-mode"``, ``"device[1].adapters"``);
+    ``code`` is stable and documented (``"xive-needs-power9"``).  Plugins normally build
+    diagnostics with :meth:`vmctl.config.machine.Machine.diagnostic`, which fills ``file``
+    and ``line`` from the key's provenance; the host fills ``plugin``.
+    """
+
+    severity: Severity
+    code: str
+    message: str
+    key: str = ""
+    hint: str = ""
+    file: str = ""
+    line: int = 0
+    plugin: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"severity": self.severity.value, "code": self.code, "message": self.message,
+                "key": self.key, "hint": self.hint, "file": self.file, "line": self.line,
+                "plugin": self.plugin}
+
+
+# -- QEMU lowering ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArgFragment:
+    """Whole QEMU arguments, e.g. ``("-device", "vfio-pci,host=0000:03:00.0")``."""
+
+    args: tuple[str, ...]
+    key: str = ""
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class MachineProp:
+    """A property of the single ``-machine TYPE,…`` option, e.g. ``ic-mode=dual``."""
+
+    name: str
+    value: str
+    key: str = ""
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class CpuProp:
+    """A property of the ``-cpu MODEL,…`` option, e.g. ``kvm-asyncpf=on``."""
+
+    name: str
+    value: str
+    key: str = ""
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class KernelArg:
+    """Text appended to the guest kernel command line (``-append``), e.g. ``no-kvmapf``."""
+
+    text: str
+    key: str = ""
+    plugin: str = ""
+
+
+QemuFragment = ArgFragment | MachineProp | CpuProp | KernelArg
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """An extra ``vmctl export --format NAME``.
+
+    ``render`` is an import string ``"package.module:function"``; the function takes the
+    resolved :class:`~vmctl.config.machine.Machine` and returns the text to print.  It is
+    imported only when the format is asked for.
+    """
+
+    name: str
+    help: str
+    render: str
+    plugin: str = ""
+
+
+# -- host -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HostWrite:
+    """``echo VALUE > PATH`` on a kernel path (resolved under the sysfs root)."""
+
+    path: str
+    value: str
+
+
+@dataclass(frozen=True)
+class HostStep:
+    """One host change, with the writes that undo it.
+
+    ``write`` is performed by ``vmctl host apply --apply``; ``undo`` (performed in order)
+    must bring the host back to the state before the step, computed by the plugin from the
+    state it read when planning (e.g. re-binding the original driver, restoring the old
+    mask).  Steps are applied in the order returned and undone in reverse.
+    """
+
+    description: str
+    write: HostWrite
+    undo: tuple[HostWrite, ...]
+    key: str = ""
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class HostFact:
+    """A line of ``vmctl host check``: a host capability and whether it is usable."""
+
+    name: str
+    ok: bool
+    detail: str
+    hint: str = ""
+    plugin: str = ""
+
+
+# -- runtime ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LiveProbe:
+    """How to read a plugin's live state from a running machine over QMP.
+
+    ``commands`` are sent in order (one in flight at a time); ``parse`` receives their
+    ``return`` values in the same order and gives a JSON-able dict, shown by
+    ``vmctl status`` under the plugin's name and handed to its TUI panel.  Keep ``parse``
+    pure: it is called from the CLI and from the TUI.
+    """
+
+    commands: tuple[tuple[str, Mapping[str, Any]], ...]
+    parse: Callable[[list[Any]], dict[str, Any]]
+    plugin: str = ""
+
+
+class SimDevice:
+    """Base class for a plugin's device model inside the simulator.
+
+    The simulator creates the devices from the ``vmctl_sim_devices`` hook, calls
+    :meth:`attach` once, then drives them: :meth:`on_phase` at lifecycle changes and
+    :meth:`tick` on the simulated clock while the machine runs.  Devices answer vendor QMP
+    commands (names must start with ``__org.vmctl_``), HMP ``info`` subcommands, and report
+    :meth:`state` for ``vmctl status``.  Raise :class:`vmctl.sim.qmp.QMPError` from a
+    command handler to answer with a QMP error class.
+    """
+
+    plugin: str = ""
+
+    def attach(self, vm: SimVM) -> None:
+        """Called once when the machine is built; keep ``vm`` to emit events."""
+        self.vm = vm
+
+    def on_phase(self, phase: str) -> None:
+        """Lifecycle phases, in boot order: ``reset`` (power-on and every system_reset),
+        ``firmware``, ``kernel`` (guest kernel entered), ``running`` (userspace up); and
+        ``stop``, ``cont``, ``powerdown``, ``shutdown`` as they happen."""
+
+    def tick(self, now: float, dt: float) -> None:
+        """Advance the model by ``dt`` simulated seconds (``now`` since power-on)."""
+
+    def qmp_commands(self) -> dict[str, Callable[[dict[str, Any]], Any]]:
+        """Vendor QMP commands: name → handler(arguments) → return value."""
+        return {}
+
+    def hmp_info(self) -> dict[str, Callable[[], str]]:
+        """``info`` subcommands for ``human-monitor-command``: ``{"pic": fn}``."""
+        return {}
+
+    def state(self) -> dict[str, Any]:
+        """The live state, JSON-able; also the answer to ``__org.vmctl_query-device``."""
+        return {}
+
+
+# -- user interface ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class PanelSpec:
+    """A TUI panel for a running machine.
+
+    ``factory`` is an import string (``"vmctl_spapr_irq.panel:IrqPanel"``) for a Textual
+    widget class with ``update_state(state: dict) -> None``; it is imported only by the
+    TUI.  ``headline`` turns the plugin's live state into the short text ``vmctl top``
+    shows in its column (``"xive 1.2k/s"``).
+    """
+
+    title: str
+    factory: str
+    headline: Callable[[dict[str, Any]], str] | None = None
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class CliCommand:
+    """A ``vmctl NAME …`` command group from a plugin (``vmctl ap show``).
+
+    ``factory`` is an import string for a ``typer.Typer``; it is imported only when the
+    command runs, so ``vmctl --help`` stays fast.
+    """
+
+    name: str
+    help: str
+    factory: str
+    plugin: str = ""
+
+
+@dataclass
+class ValidationContext:
+    """What validation may look at beyond the machine itself.
+
+    ``sysfs`` is set with ``vmctl validate --host`` (a :class:`vmctl.host.sysfs.Sysfs`);
+    ``qemu`` with ``--backend qemu``: the probed capabilities of the installed QEMU per
+    arch (use :meth:`qemu_caps`); ``backend`` is ``"sim"`` or ``"qemu"``.
+    """
+
+    backend: str = "sim"
+    sysfs: Any = None
+    qemu: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def qemu_caps(self, arch: str) -> Any:
+        """The probed QEMU for ``arch`` (a :class:`vmctl.qemu.caps.QemuCaps`), or None."""
+        return (self.qemu or {}).get(arch)
