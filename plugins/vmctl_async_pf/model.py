@@ -1,0 +1,421 @@
+"""Async page faults on a running guest: vCPUs, tasks, one protocol, a simulated clock.
+
+:class:`AsyncPfModel` joins the host half (:class:`~.host.HostApf`, one per vCPU) and the
+guest half (:class:`~.guest.GuestApf`) with a small guest scheduler.  Each vCPU runs the
+tasks pinned to it; each task computes, then touches a non-resident page (its
+:class:`~.workload.FaultStream` says when, where and how slow).  The host either blocks
+the vCPU for the swap-in (``SYNC_STALLED``) or sends not-present; the guest then parks the task
+and runs another one, goes idle when none is left (``IDLE``), or — when the fault came from a
+context that cannot sleep — halts in its own wait loop (``APF_HALTED``).  Page-ready wakes
+the task.  Time is a simulated clock in ns: :meth:`AsyncPfModel.run_until` processes events
+up to a time the caller passes in; nothing here reads a real clock.
+
+vCPU states and what moves them::
+
+    RUNNING --fault, sync----------> SYNC_STALLED --swap-in done--> RUNNING
+    RUNNING --fault, async, sleeps-> RUNNING (next task) | IDLE (none left)
+    RUNNING --fault, async, halts--> APF_HALTED --its page-ready--> RUNNING
+    IDLE    --page-ready wakes a task-------------------------------> RUNNING
+
+Same seed, same config: same events, same counters.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import heapq
+import itertools
+from collections import deque
+
+from vmctl.model import ModelError
+
+from .config import CONTROL_BLOCK_BASE, ApfConfig
+from .counters import ApfCounters
+from .guest import GuestApf
+from .host import HostApf
+from .protocol import (
+    ASYNC_PF_DELIVERY_AS_INT, ASYNC_PF_ENABLED, ASYNC_PF_SEND_ALWAYS, HYPERVISOR_CALLBACK_VECTOR,
+    KVM_FEATURE_ASYNC_PF, KVM_FEATURE_ASYNC_PF_INT, MSR_KVM_ASYNC_PF_EN,
+    MSR_KVM_ASYNC_PF_INT, SMCCC_KVM_RFC_APF, Arch,
+)
+from .workload import FaultStream
+
+__all__ = ["VcpuState", "TaskState", "Task", "AsyncPfModel"]
+
+
+class VcpuState(enum.Enum):
+    RUNNING = "running"
+    IDLE = "idle"
+    SYNC_STALLED = "sync-stalled"
+    APF_HALTED = "apf-halted"
+
+
+class TaskState(enum.Enum):
+    RUNNABLE = "runnable"
+    RUNNING = "running"
+    APF_WAIT = "apf-wait"          # parked on a token, another task may run
+    APF_HALTED = "apf-halted"      # waiting in the halted loop; still its vCPU's current task
+    SYNC_BLOCKED = "sync-blocked"
+    EXITED = "exited"
+
+
+_RUNNING, _IDLE, _SYNC, _HALTED = (VcpuState.RUNNING, VcpuState.IDLE, VcpuState.SYNC_STALLED,
+                                   VcpuState.APF_HALTED)
+_T_RUNNABLE, _T_RUNNING, _T_WAIT, _T_HALTED, _T_SYNC, _T_EXITED = TaskState
+_EV_TIMER, _EV_PAGE, _EV_SYNC = 0, 1, 2
+_heappush = heapq.heappush
+_B_WORK, _B_SYNC, _B_HALTED, _B_IDLE, _B_IDLE_WAIT, _B_OVERHEAD = range(6)
+_BUCKET = {_RUNNING: _B_WORK, _SYNC: _B_SYNC, _HALTED: _B_HALTED, _IDLE: _B_IDLE}
+
+
+class Task:
+    """A guest task pinned to vCPU ``vcpu``; ``remaining`` is compute left before its fault."""
+
+    __slots__ = ("tid", "vcpu", "state", "stream", "remaining", "ctx", "lat", "fault_at")
+
+    def __init__(self, tid: int, vcpu: int, stream: FaultStream) -> None:
+        self.tid = tid
+        self.vcpu = vcpu
+        self.state = _T_RUNNABLE
+        self.stream = stream
+        self.remaining, self.ctx, self.lat = stream.next()
+        self.fault_at = 0
+
+    def __repr__(self) -> str:
+        return f"Task({self.tid}, vcpu={self.vcpu}, {self.state.value})"
+
+
+class _Vcpu:
+    __slots__ = ("idx", "state", "current", "runq", "epoch", "mark", "debt", "host", "waiting",
+                 "times", "idle_halts", "halted_waits")
+
+    def __init__(self, idx: int, host: HostApf) -> None:
+        self.idx = idx
+        self.state = _IDLE
+        self.current: Task | None = None
+        self.runq: deque[Task] = deque()
+        self.epoch = 0
+        self.mark = 0           # accounted up to here; beyond now = protocol overhead prepaid
+        self.debt = 0           # overhead the running task's timer has not yet been pushed by
+        self.host = host
+        self.waiting = 0        # tasks of this vCPU parked on a token
+        self.times = [0] * 6    # indexed by the _B_* buckets
+        self.idle_halts = 0
+        self.halted_waits = 0
+
+
+class AsyncPfModel:
+    """One guest under one async PF protocol; see the module docstring for the life cycle."""
+
+    def __init__(self, config: ApfConfig, seed: int) -> None:
+        self.config = config
+        self.seed = seed
+        self.rules = config.rules
+        self.now = 0
+        self.draining = False
+        self.bad_vector_injections = 0
+        self.boot_warnings: list[str] = []
+        self._x86 = config.rules.arch is Arch.X86_64
+        self._slice = config.workload.slice_ns
+        self._np_cost = config.costs.not_present_ns
+        self._ready_cost = config.costs.ready_ns
+        self._heap: list[tuple[int, int, int, int, int]] = []
+        self._seq = itertools.count()
+        self.guest = GuestApf(config.rules, config.vcpus, preempt_count=config.guest.preempt_count)
+        self._vcpus = [_Vcpu(i, config.make_host(i)) for i in range(config.vcpus)]
+        self.tasks: list[Task] = []
+        for v in self._vcpus:
+            self._boot_vcpu(v)
+        per = config.workload.tasks_per_vcpu
+        for v in self._vcpus:
+            for k in range(per):
+                tid = v.idx * per + k
+                task = Task(tid, v.idx, config.workload.stream(seed, tid))
+                self.tasks.append(task)
+                v.runq.append(task)
+            self._switch(v, 0)
+
+    # ------------------------------------------------------------------ guest boot
+    def _boot_vcpu(self, v: _Vcpu) -> None:
+        """What the guest kernel does per CPU at boot (x86 ``kvm_guest_cpu_init``; RFC enable)."""
+        g, host = self.config.guest, v.host
+        if not g.async_pf:
+            return
+        gpa = CONTROL_BLOCK_BASE + 64 * v.idx
+        try:
+            if not self._x86:
+                if SMCCC_KVM_RFC_APF in host.smccc_funcs:
+                    host.smccc_enable(gpa)
+            elif g.linux_5_8:
+                if KVM_FEATURE_ASYNC_PF_INT in host.cpuid:
+                    writes = [(MSR_KVM_ASYNC_PF_INT, HYPERVISOR_CALLBACK_VECTOR),
+                              (MSR_KVM_ASYNC_PF_EN, gpa | ASYNC_PF_ENABLED | ASYNC_PF_DELIVERY_AS_INT)]
+                    for msr, value in writes if g.vector_first else writes[::-1]:
+                        host.write_msr(msr, value)
+                        self._deliver(v, 0)   # KVM checks its completion queue on the next entry
+            elif KVM_FEATURE_ASYNC_PF in host.cpuid:
+                host.write_msr(MSR_KVM_ASYNC_PF_EN, gpa | ASYNC_PF_ENABLED | ASYNC_PF_SEND_ALWAYS)
+        except ModelError as exc:   # a #GP at boot: Linux warns and runs without APF
+            self.boot_warnings.append(f"vCPU {v.idx}: {exc}")
+
+    # ------------------------------------------------------------------ clock
+    def run_until(self, t_end: int) -> None:
+        """Process every event up to simulated time ``t_end`` (ns); time never goes back."""
+        if t_end < self.now:
+            raise ModelError(errno.EINVAL, f"time goes forward only: {t_end} < {self.now}")
+        heap, pop = self._heap, heapq.heappop
+        vcpus = self._vcpus
+        on_timer, on_page, on_sync = self._on_timer, self._on_page, self._on_sync_done
+        while heap and heap[0][0] <= t_end:
+            t, _, kind, idx, arg = pop(heap)
+            self.now = t
+            if kind == _EV_TIMER:
+                on_timer(vcpus[idx], t, arg)
+            elif kind == _EV_PAGE:
+                on_page(vcpus[idx], t, arg)
+            else:
+                on_sync(vcpus[idx], t)
+        self.now = t_end
+        for v in vcpus:
+            self._account(v, t_end)
+
+    def drain(self, limit_ns: int = 10**12) -> None:
+        """Let every task exit at its next fault and run until nothing is left to happen.
+
+        Afterwards every async fault that could be answered has been: ``async_faults ==
+        ready_events`` unless the guest never handles a delivery (wrong vector, stuck vCPU).
+        """
+        self.draining = True
+        heap = self._heap
+        deadline = self.now + limit_ns
+        while heap and heap[0][0] <= deadline:
+            self.run_until(heap[0][0])
+
+    def _push(self, t: int, kind: int, idx: int, arg: int) -> None:
+        _heappush(self._heap, (t, next(self._seq), kind, idx, arg))
+
+    # ------------------------------------------------------------------ accounting
+    def _account(self, v: _Vcpu, t: int) -> None:
+        d = t - v.mark
+        if d > 0:
+            state = v.state
+            v.times[_B_IDLE_WAIT if state is _IDLE and v.waiting else _BUCKET[state]] += d
+            v.mark = t
+
+    def _overhead(self, v: _Vcpu, t: int, cost: int) -> None:
+        """Charge ``cost`` ns of protocol work to ``v`` starting now (or after earlier work)."""
+        if not cost:
+            return
+        self._account(v, t)
+        v.times[_B_OVERHEAD] += cost
+        v.mark = (v.mark if v.mark > t else t) + cost
+        if v.state is _RUNNING:
+            v.debt += cost
+
+    # ------------------------------------------------------------------ scheduling
+    def _start(self, v: _Vcpu, task: Task, t: int) -> None:
+        """Make ``task`` the running task of ``v`` (from ``t``, after prepaid overhead)."""
+        start = v.mark if v.mark > t else t
+        v.state = _RUNNING
+        v.current = task
+        task.state = _T_RUNNING
+        task.fault_at = fault_at = start + task.remaining
+        v.debt = 0
+        v.epoch += 1
+        end = start + self._slice
+        self._push(fault_at if fault_at < end else end, _EV_TIMER, v.idx, v.epoch)
+        if self.guest.delayed_pending[v.idx]:     # arm64 RFC: return to user space
+            self._wake_nodes(self.guest.delayed_scan(v.idx, task), t)
+
+    def _switch(self, v: _Vcpu, t: int) -> None:
+        """Run the next runnable task of ``v``, or go idle."""
+        if v.runq:
+            self._start(v, v.runq.popleft(), t)
+            return
+        v.state = _IDLE
+        v.current = None
+        v.debt = 0
+        v.epoch += 1
+        if v.waiting:
+            v.idle_halts += 1
+        if self.guest.delayed_pending[v.idx]:     # arm64 RFC: the idle loop scans too
+            self._wake_nodes(self.guest.delayed_scan(v.idx, None), t)
+
+    def _on_timer(self, v: _Vcpu, t: int, epoch: int) -> None:
+        if epoch != v.epoch:
+            return
+        task = v.current
+        if v.debt:                       # protocol work ran meanwhile: the task is late by it
+            task.fault_at += v.debt      # type: ignore[union-attr]
+            self._push(t + v.debt, _EV_TIMER, v.idx, epoch)
+            v.debt = 0
+            return
+        self._account(v, t)
+        if self.draining:                # the task exits instead of going on
+            task.state = _T_EXITED       # type: ignore[union-attr]
+            self._switch(v, t)
+            return
+        if t >= task.fault_at:           # type: ignore[union-attr]
+            self._fault(v, task, t)      # type: ignore[arg-type]
+            return
+        if v.runq:                       # slice over and someone else is runnable
+            task.remaining = task.fault_at - t   # type: ignore[union-attr]
+            task.state = _T_RUNNABLE     # type: ignore[union-attr]
+            v.runq.append(task)          # type: ignore[arg-type]
+            self._switch(v, t)
+        else:
+            end = t + self._slice
+            fa = task.fault_at           # type: ignore[union-attr]
+            self._push(fa if fa < end else end, _EV_TIMER, v.idx, epoch)
+
+    # ------------------------------------------------------------------ faults
+    def _fault(self, v: _Vcpu, task: Task, t: int) -> None:
+        host = v.host
+        token = host.fault(task.ctx)
+        if token.__class__ is not int:   # a SyncReason: the vCPU blocks in the host
+            v.state = _SYNC
+            task.state = _T_SYNC
+            v.epoch += 1
+            v.debt = 0
+            self._push(t + task.lat, _EV_SYNC, v.idx, 0)
+            return
+        self._push(t + task.lat, _EV_PAGE, v.idx, token)  # type: ignore[arg-type]
+        guest = self.guest
+        halted = guest.must_halt(task.ctx)
+        self._overhead(v, t, self._np_cost)
+        if self._x86:
+            node = guest.x86_async_pf(v.idx, host.area, token, task, halted)  # type: ignore[arg-type]
+        else:
+            node = guest.arm64_abort(v.idx, host.area, token, task=task,      # type: ignore[arg-type]
+                                     halted=halted).node
+        if node is None:                 # a dummy was waiting: the page is already here
+            self._refill(task)
+            self._start(v, task, t)
+        elif halted:
+            v.state = _HALTED
+            task.state = _T_HALTED
+            v.epoch += 1
+            v.debt = 0
+            v.halted_waits += 1
+        else:
+            task.state = _T_WAIT
+            v.waiting += 1
+            self._switch(v, t)
+        if host.done:                    # the control block is free again
+            self._deliver(v, t)
+
+    def _on_sync_done(self, v: _Vcpu, t: int) -> None:
+        self._account(v, t)
+        task = v.current
+        self._refill(task)               # type: ignore[arg-type]
+        self._start(v, task, t)          # type: ignore[arg-type]
+        if v.host.done:                  # readies that completed during the stall
+            self._deliver(v, t)
+
+    def _refill(self, task: Task) -> None:
+        task.remaining, task.ctx, task.lat = task.stream.next()
+
+    # ------------------------------------------------------------------ page-ready
+    def _on_page(self, v: _Vcpu, t: int, token: int) -> None:
+        if v.host.page_arrived(token):
+            self._deliver(v, t)
+
+    def _deliver(self, v: _Vcpu, t: int) -> None:
+        """Hand the guest every page-ready the host may deliver now, one at a time."""
+        host, guest = v.host, self.guest
+        while True:
+            token = host.pop_ready(v.state is _SYNC)
+            if token is None:
+                return
+            current = v.current
+            if self._x86:
+                if host.int_vector != HYPERVISOR_CALLBACK_VECTOR:
+                    # msr.rst: vector 0 can be injected; the guest's handler never runs, the
+                    # token stays in the slot and nothing more is delivered.
+                    self.bad_vector_injections += 1
+                    return
+                self._overhead(v, t, self._ready_cost)
+                woken = guest.x86_ready_interrupt(v.idx, host.area, current)  # type: ignore[arg-type]
+                host.ack()                 # wrmsr(MSR_KVM_ASYNC_PF_ACK, 1)
+            else:
+                self._overhead(v, t, self._ready_cost)
+                woken = guest.arm64_abort(v.idx, host.area, token, task=current,  # type: ignore[arg-type]
+                                          halted=False).woken
+                if guest.delayed_pending[v.idx] and v.state is not _HALTED:
+                    woken = list(woken) + guest.delayed_scan(v.idx, current)
+            for node in woken:
+                self._wake(node.task, t)
+
+    def _wake_nodes(self, nodes, t: int) -> None:  # type: ignore[no-untyped-def]
+        for node in nodes:
+            self._wake(node.task, t)
+
+    def _wake(self, task: Task, t: int) -> None:
+        v = self._vcpus[task.vcpu]
+        state = task.state
+        if state is _T_WAIT:
+            self._account(v, t)          # before the waiting count changes the idle bucket
+            v.waiting -= 1
+            self._refill(task)
+            task.state = _T_RUNNABLE
+            if v.state is _IDLE:
+                self._start(v, task, t)
+            else:
+                v.runq.append(task)
+        elif state is _T_HALTED:
+            self._account(v, t)
+            self._refill(task)
+            self._start(v, task, t)
+        else:
+            raise ModelError(errno.EINVAL, f"task {task.tid} woken while {state.value}")
+
+    # ------------------------------------------------------------------ observables
+    def vcpu_state(self, idx: int) -> VcpuState:
+        return self._vcpus[idx].state
+
+    def host(self, idx: int) -> HostApf:
+        return self._vcpus[idx].host
+
+    def stuck_vcpus(self) -> list[int]:
+        """vCPUs halted in a waiter loop whose own wake was deferred (arm64 RFCv2)."""
+        out = []
+        for v in self._vcpus:
+            if v.state is _HALTED and self.guest.delayed_pending[v.idx]:
+                node = self.guest.tables[v.idx]
+                if any(n.delayed and n.task is v.current for n in node.values()):
+                    out.append(v.idx)
+        return out
+
+    def counters(self) -> ApfCounters:
+        """Snapshot at :attr:`now`; overhead not yet elapsed is left out of the time split."""
+        now, hosts, g = self.now, [v.host for v in self._vcpus], self.guest
+        times = [0] * 6
+        for v in self._vcpus:
+            for i, ns in enumerate(v.times):
+                times[i] += ns
+            times[_B_OVERHEAD] -= v.mark - now if v.mark > now else 0
+        by_reason: dict[str, int] = {}
+        for h in hosts:
+            for reason, n in h.sync.items():
+                if n:
+                    by_reason[reason.value] = by_reason.get(reason.value, 0) + n
+        idle_halts = sum(v.idle_halts for v in self._vcpus)
+        halted_waits = sum(v.halted_waits for v in self._vcpus)
+        return ApfCounters(
+            now_ns=now, vcpus=len(self._vcpus),
+            async_faults=sum(h.not_present_sent for h in hosts),
+            sync_stalls=sum(by_reason.values()), sync_by_reason=by_reason,
+            ready_events=sum(h.ready_sent for h in hosts),
+            wake_alls=sum(h.wake_all_sent for h in hosts),
+            acks=sum(h.acks for h in hosts),
+            dummy_entries=g.dummies, dummies_consumed=g.dummies_consumed,
+            delayed_wakes=g.delayed_marked, illegal_reasons=g.illegal_reasons,
+            unsafe_deliveries=sum(h.unsafe_deliveries for h in hosts),
+            bad_vector_injections=self.bad_vector_injections,
+            halts=idle_halts + halted_waits, idle_halts=idle_halts, halted_waits=halted_waits,
+            outstanding=sum(h.outstanding for h in hosts),
+            waiting_tasks=sum(v.waiting for v in self._vcpus),
+            stuck_vcpus=len(self.stuck_vcpus()),
+            work_ns=times[_B_WORK], overhead_ns=times[_B_OVERHEAD], sync_ns=times[_B_SYNC],
+            halted_ns=times[_B_HALTED], idle_wait_ns=times[_B_IDLE_WAIT], idle_ns=times[_B_IDLE])
