@@ -39,7 +39,8 @@ def plugin_commands() -> list[dict[str, str]]:
     path = cache_dir() / CACHE_NAME
     try:
         cached = json.loads(path.read_text())
-        if cached["key"] == _key(cached["key"]["modules"] and [m[0] for m in cached["key"]["modules"]]):
+        modules = [m[0] for m in cached["key"]["modules"]]
+        if cached["key"] == _key(modules):
             return cached["commands"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
