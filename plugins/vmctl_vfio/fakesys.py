@@ -1,0 +1,233 @@
+"""Fake host trees for VFIO, shaped like the kernel's sysfs, ``/dev`` and ``/proc``.
+
+:func:`build_host` lays out PCI functions under ``/sys/devices/pci0000:00/…`` with the
+``/sys/bus/pci/devices`` links, drivers and their device links, IOMMU groups, IOMMU units,
+the ``vfio_iommu_type1`` parameters, ``/dev/vfio/*``, ``/dev/iommu`` and ``/proc/self``
+limits.  Named scenarios (:data:`SCENARIOS`) build the standard desktop used by the tests:
+
+=============  ===============================================================================
+``host``       everything on its host driver (nouveau, snd_hda_intel, e1000e): bind needed
+``viable``     GPU + its audio function + NIC on vfio-pci
+``non-viable`` GPU on vfio-pci, its audio function still on snd_hda_intel
+``no-iommu``   IOMMU off: no groups, vfio-pci cannot bind
+``iommufd``    ``viable`` plus ``/dev/iommu`` (Linux 6.8)
+=============  ===============================================================================
+
+The GPU (``0000:01:00.0``) and its HDMI audio (``0000:01:00.1``) sit behind root port
+``0000:00:01.0`` without ACS, so all three share group 1; the NIC (``0000:03:00.0``) has
+group 8 of its own.  Drivers' id tables live in :data:`IDS_FILE` at the tree's root (the
+kernel keeps them in memory; the fake kernel needs them to match devices on probe).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from vmctl.host.sysfs import Sysfs, mark_fake
+
+from vmctl_vfio.pcibus import VFIO_PCI, is_vfio_driver
+
+#: Where the fake kernel keeps driver id tables (``new_id`` additions included).
+IDS_FILE = "/.vmctl-fake-pci-ids.json"
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class FakeDevice:
+    """A PCI function to put in the tree.
+
+    ``native`` is the host driver whose id table matches it (what binds on probe without
+    an override); ``driver`` is what it is bound to now.  ``parent`` is the upstream
+    bridge's address (None: on the root bus).
+    """
+
+    address: str
+    vendor: int
+    device: int
+    class_code: int
+    native: str | None
+    driver: str | None
+    group: int | None
+    parent: str | None = None
+    subsystem: tuple[int, int] = (0, 0)
+    revision: int = 0xA1
+
+
+def desktop(gpu: str | None = "nouveau", audio: str | None = "snd_hda_intel",
+            nic: str | None = "e1000e", *, iommu: bool = True) -> list[FakeDevice]:
+    """The standard desktop; each argument is the driver that function is bound to now."""
+    g = (lambda n: n) if iommu else (lambda n: None)
+    return [
+        FakeDevice("0000:00:00.0", 0x8086, 0x3E30, 0x060000, None, None, g(0)),
+        FakeDevice("0000:00:01.0", 0x8086, 0x1901, 0x060400, "pcieport", "pcieport", g(1)),
+        FakeDevice("0000:01:00.0", 0x10DE, 0x1B80, 0x030000, "nouveau", gpu, g(1),
+                   parent="0000:00:01.0", subsystem=(0x1458, 0x3702)),
+        FakeDevice("0000:01:00.1", 0x10DE, 0x10F0, 0x040300, "snd_hda_intel", audio, g(1),
+                   parent="0000:00:01.0", subsystem=(0x1458, 0x3702)),
+        FakeDevice("0000:00:1c.0", 0x8086, 0xA290, 0x060400, "pcieport", "pcieport", g(7)),
+        FakeDevice("0000:03:00.0", 0x8086, 0x10D3, 0x020000, "e1000e", nic, g(8),
+                   parent="0000:00:1c.0", subsystem=(0x8086, 0xA01F)),
+        FakeDevice("0000:00:1f.3", 0x8086, 0xA348, 0x040300, "snd_hda_intel",
+                   "snd_hda_intel", g(9), subsystem=(0x1458, 0xA182)),
+    ]
+
+
+def _limits(memlock: int | None) -> str:
+    rows = [("Max cpu time", "unlimited", "unlimited", "seconds"),
+            ("Max file size", "unlimited", "unlimited", "bytes"),
+            ("Max data size", "unlimited", "unlimited", "bytes"),
+            ("Max stack size", "8388608", "unlimited", "bytes"),
+            ("Max core file size", "0", "unlimited", "bytes"),
+            ("Max resident set", "unlimited", "unlimited", "bytes"),
+            ("Max processes", "127431", "127431", "processes"),
+            ("Max open files", "1024", "524288", "files"),
+            ("Max locked memory", "unlimited" if memlock is None else str(memlock),
+             "unlimited" if memlock is None else str(memlock), "bytes"),
+            ("Max address space", "unlimited", "unlimited", "bytes"),
+            ("Max file locks", "unlimited", "unlimited", "locks"),
+            ("Max pending signals", "127431", "127431", "signals"),
+            ("Max msgqueue size", "819200", "819200", "bytes"),
+            ("Max nice priority", "0", "0", ""),
+            ("Max realtime priority", "0", "0", ""),
+            ("Max realtime timeout", "unlimited", "unlimited", "us")]
+    out = [f"{'Limit':<25} {'Soft Limit':<20} {'Hard Limit':<20} {'Units':<10}"]
+    out += [f"{n:<25} {s:<20} {h:<20} {u:<10}" for n, s, h, u in rows]
+    return "\n".join(out) + "\n"
+
+
+def _device_kpath(dev: FakeDevice, by_addr: dict[str, FakeDevice]) -> str:
+    chain = [dev.address]
+    parent = dev.parent
+    while parent is not None:
+        chain.append(parent)
+        parent = by_addr[parent].parent
+    domain, bus = chain[-1].split(":")[:2]          # the root-bus ancestor names the host bridge
+    return f"/sys/devices/pci{domain}:{bus}/" + "/".join(reversed(chain))
+
+
+def build_host(root: str | os.PathLike[str], devices: Iterable[FakeDevice], *,
+               iommu: bool = True, iommufd: bool = False, vfio: bool = True,
+               memlock: int | None = 8 * MiB, cap_ipc_lock: bool = False,
+               kernel: str = "6.8.0-45-generic", allow_unsafe_interrupts: bool = False,
+               dma_entry_limit: int = 65535, description: str = "vfio fake host") -> Sysfs:
+    """Build a fake host under ``root`` (marked fake) and return a :class:`Sysfs` on it.
+
+    Pass the fake kernel's handlers to a new ``Sysfs(root, handlers=...)`` to write to it
+    with the kernel's side effects (see :mod:`vmctl_vfio.fakekernel`).
+    """
+    mark_fake(root, description)
+    fs = Sysfs(root)
+    devs = list(devices)
+    by_addr = {d.address: d for d in devs}
+    drivers = {VFIO_PCI: {"ids": [], "classes": []}, "pci-stub": {"ids": [], "classes": []}}
+    if not vfio:
+        drivers.pop(VFIO_PCI)
+    for d in devs:
+        for name in (d.native, d.driver):
+            if name:
+                drivers.setdefault(name, {"ids": [], "classes": []})
+        if d.native == "pcieport":
+            if 0x0604 not in drivers["pcieport"]["classes"]:
+                drivers["pcieport"]["classes"].append(0x0604)
+        elif d.native:
+            ident = f"{d.vendor:04x}:{d.device:04x}"
+            if ident not in drivers[d.native]["ids"]:
+                drivers[d.native]["ids"].append(ident)
+    for name in sorted(drivers):
+        base = f"/sys/bus/pci/drivers/{name}"
+        for attr in ("bind", "unbind", "new_id", "remove_id", "uevent"):
+            fs.raw_write(f"{base}/{attr}", "")
+    fs.raw_write(IDS_FILE, json.dumps({k: {"ids": sorted(v["ids"]), "dynids": [],
+                                           "classes": sorted(v["classes"])}
+                                       for k, v in sorted(drivers.items())},
+                                      indent=1, sort_keys=True))
+    for attr, value in (("drivers_probe", ""), ("drivers_autoprobe", "1"), ("rescan", ""),
+                        ("resource_alignment", "")):
+        fs.raw_write(f"/sys/bus/pci/{attr}", value)
+    fs.raw_mkdir("/sys/kernel/iommu_groups")
+    fs.raw_mkdir("/sys/class/iommu")
+    if iommu:
+        fs.raw_write("/sys/devices/virtual/iommu/dmar0/intel-iommu/version", "1:0")
+        fs.raw_symlink("/sys/class/iommu/dmar0", "/sys/devices/virtual/iommu/dmar0")
+    for d in devs:
+        kp = _device_kpath(d, by_addr)
+        for attr, value in (("vendor", f"0x{d.vendor:04x}"), ("device", f"0x{d.device:04x}"),
+                            ("subsystem_vendor", f"0x{d.subsystem[0]:04x}"),
+                            ("subsystem_device", f"0x{d.subsystem[1]:04x}"),
+                            ("class", f"0x{d.class_code:06x}"),
+                            ("revision", f"0x{d.revision:02x}"),
+                            ("modalias", _modalias(d)), ("driver_override", "(null)"),
+                            ("numa_node", "-1")):
+            fs.raw_write(f"{kp}/{attr}", value)
+        fs.raw_symlink(f"{kp}/subsystem", "/sys/bus/pci")
+        fs.raw_symlink(f"/sys/bus/pci/devices/{d.address}", kp)
+        if d.driver:
+            fs.raw_symlink(f"{kp}/driver", f"/sys/bus/pci/drivers/{d.driver}")
+            fs.raw_symlink(f"/sys/bus/pci/drivers/{d.driver}/{d.address}", kp)
+        if iommu and d.group is not None:
+            gdir = f"/sys/kernel/iommu_groups/{d.group}"
+            fs.raw_symlink(f"{kp}/iommu_group", gdir)
+            fs.raw_symlink(f"{gdir}/devices/{d.address}", kp)
+            fs.raw_symlink(f"{kp}/iommu", "/sys/devices/virtual/iommu/dmar0")
+            fs.raw_write(f"{gdir}/type", "DMA-FQ")
+            fs.raw_write(f"{gdir}/reserved_regions",
+                         "0x00000000fee00000 0x00000000feefffff msi")
+    if vfio:
+        fs.raw_write("/dev/vfio/vfio", "")
+        params = "/sys/module/vfio_iommu_type1/parameters"
+        fs.raw_write(f"{params}/allow_unsafe_interrupts", "Y" if allow_unsafe_interrupts else "N")
+        fs.raw_write(f"{params}/dma_entry_limit", str(dma_entry_limit))
+        fs.raw_write(f"{params}/disable_hugepages", "N")
+        for group in sorted({d.group for d in devs
+                             if iommu and d.group is not None and is_vfio_driver(d.driver)}):
+            fs.raw_write(f"/dev/vfio/{group}", "")
+    if iommufd:
+        fs.raw_write("/dev/iommu", "")
+        fs.raw_write("/sys/module/iommufd/parameters/allow_unsafe_interrupts", "N")
+    fs.raw_write("/proc/self/limits", _limits(memlock))
+    cap = (1 << 14) if cap_ipc_lock else 0
+    fs.raw_write("/proc/self/status", f"Name:\tqemu-system-x86\nCapEff:\t{cap:016x}")
+    fs.raw_write("/proc/sys/kernel/osrelease", kernel)
+    return fs
+
+
+def _modalias(d: FakeDevice) -> str:
+    c = d.class_code
+    return (f"pci:v{d.vendor:08X}d{d.device:08X}sv{d.subsystem[0]:08X}"
+            f"sd{d.subsystem[1]:08X}bc{c >> 16:02X}sc{(c >> 8) & 0xFF:02X}i{c & 0xFF:02X}")
+
+
+# -- named scenarios -----------------------------------------------------------------------------
+def host_scenario(root: str | os.PathLike[str], **kw: object) -> Sysfs:
+    """Everything on host drivers: the tree ``vmctl host apply`` starts from."""
+    return build_host(root, desktop(), description="host drivers bound", **kw)  # type: ignore[arg-type]
+
+
+def viable_scenario(root: str | os.PathLike[str], **kw: object) -> Sysfs:
+    return build_host(root, desktop("vfio-pci", "vfio-pci", "vfio-pci"),
+                      description="viable groups", **kw)  # type: ignore[arg-type]
+
+
+def nonviable_scenario(root: str | os.PathLike[str], **kw: object) -> Sysfs:
+    """GPU on vfio-pci; its audio function, a companion in group 1, on snd_hda_intel."""
+    return build_host(root, desktop("vfio-pci", "snd_hda_intel", "vfio-pci"),
+                      description="non-viable group 1", **kw)  # type: ignore[arg-type]
+
+
+def no_iommu_scenario(root: str | os.PathLike[str], **kw: object) -> Sysfs:
+    return build_host(root, desktop(iommu=False), iommu=False,
+                      description="IOMMU off", **kw)  # type: ignore[arg-type]
+
+
+def iommufd_scenario(root: str | os.PathLike[str], **kw: object) -> Sysfs:
+    return build_host(root, desktop("vfio-pci", "vfio-pci", "vfio-pci"), iommufd=True,
+                      description="iommufd present", **kw)  # type: ignore[arg-type]
+
+
+SCENARIOS = {"host": host_scenario, "viable": viable_scenario,
+             "non-viable": nonviable_scenario, "no-iommu": no_iommu_scenario,
+             "iommufd": iommufd_scenario}
