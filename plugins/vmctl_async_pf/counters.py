@@ -31,6 +31,7 @@ class ApfCounters:
     async_faults: int            # not-present events sent (faults that went async)
     sync_stalls: int             # faults that blocked the vCPU
     sync_by_reason: dict[str, int]
+    completions: int             # async swap-ins finished by the host worker
     ready_events: int            # page-ready events delivered for real tokens
     wake_alls: int               # page-ready events with token ~0 delivered
     acks: int                    # x86 MSR_KVM_ASYNC_PF_ACK writes
@@ -58,6 +59,17 @@ class ApfCounters:
         return self.async_faults + self.sync_stalls
 
     @property
+    def events(self) -> int:
+        """Page-fault events, one per KVM tracepoint a trace would show.
+
+        ``kvm_try_async_get_page`` (every fault), ``kvm_async_pf_not_present``,
+        ``kvm_async_pf_completed`` and ``kvm_async_pf_ready`` (wake-alls included): four for
+        an async fault, one for a synchronous one.
+        """
+        return (self.faults + self.async_faults + self.completions + self.ready_events
+                + self.wake_alls)
+
+    @property
     def stalled_ns(self) -> int:
         return self.sync_ns + self.halted_ns + self.idle_wait_ns
 
@@ -67,7 +79,8 @@ class ApfCounters:
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = asdict(self)
-        out.update(faults=self.faults, stalled_ns=self.stalled_ns, lost_ns=self.lost_ns)
+        out.update(faults=self.faults, events=self.events, stalled_ns=self.stalled_ns,
+                   lost_ns=self.lost_ns)
         return out
 
 

@@ -196,23 +196,38 @@ class GuestApf:
         ``task`` is the current task (the one whose context took the abort).  The reason is
         cleared after handling.  An unknown reason is warned about, cleared, and the abort is
         swallowed — the faulting access re-executes and, with reason now 0, takes the
-        ordinary path (semantics.md §3.7 #8).
+        ordinary path (semantics.md §3.7 #8).  :meth:`arm64_not_present` and
+        :meth:`arm64_ready` are the two APF branches, for callers that know what was posted.
         """
         if not area.enabled or not area.reason:
             return AbortResult(AbortOutcome.ORDINARY)
         reason = area.reason
-        token = far & 0xFFFF_FFFF
         if reason == PAGE_NOT_PRESENT:
-            node = self.wait(cpu, token, task, halted)
-            area.reason = 0
-            return AbortResult(AbortOutcome.WAITED, node)
+            return AbortResult(AbortOutcome.WAITED, self.arm64_not_present(cpu, area, far, task, halted))
         if reason == PAGE_READY:
-            woken = self.wake(cpu, token, task)
-            area.reason = 0
-            return AbortResult(AbortOutcome.WOKE, None, tuple(woken))
+            return AbortResult(AbortOutcome.WOKE, None, tuple(self.arm64_ready(cpu, area, far, task)))
         self.illegal_reasons += 1
         area.reason = 0
         return AbortResult(AbortOutcome.ILLEGAL)
+
+    def arm64_not_present(self, cpu: int, area: ControlBlock, far: int, task: object,
+                          halted: bool) -> WaitNode | None:
+        """``arm64_abort`` for an abort the host flagged not-present (reason 1)."""
+        if area.reason != PAGE_NOT_PRESENT or not area.enabled:
+            raise ModelError(errno.EINVAL, f"cpu {cpu}: abort without a not-present reason "
+                             f"(reason={area.reason})")
+        node = self.wait(cpu, far & 0xFFFF_FFFF, task, halted)
+        area.reason = 0
+        return node
+
+    def arm64_ready(self, cpu: int, area: ControlBlock, far: int, current: object) -> list[WaitNode]:
+        """``arm64_abort`` for an abort the host flagged page-ready (reason 2)."""
+        if area.reason != PAGE_READY or not area.enabled:
+            raise ModelError(errno.EINVAL, f"cpu {cpu}: abort without a page-ready reason "
+                             f"(reason={area.reason})")
+        woken = self.wake(cpu, far & 0xFFFF_FFFF, current)
+        area.reason = 0
+        return woken
 
     # ------------------------------------------------------------------ observables
     def waiters(self, cpu: int) -> dict[str, int]:

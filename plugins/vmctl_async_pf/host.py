@@ -69,7 +69,7 @@ class HostApf:
         "rules", "vcpu_id", "state", "area", "memory_bytes", "lapic_in_kernel", "cpuid",
         "enforce_pv_cpuid", "smccc_funcs", "msr_en", "int_vector", "send_user_only",
         "tokens", "inflight", "done", "flushed", "x86",
-        "not_present_sent", "ready_sent", "wake_all_sent", "acks", "dropped",
+        "not_present_sent", "completed", "ready_sent", "wake_all_sent", "acks", "dropped",
         "unsafe_deliveries", "sync",
     )
 
@@ -100,6 +100,7 @@ class HostApf:
         self.flushed: set[int] = set()
         self.x86 = rules.arch is Arch.X86_64
         self.not_present_sent = 0
+        self.completed = 0
         self.ready_sent = 0
         self.wake_all_sent = 0
         self.acks = 0
@@ -284,6 +285,7 @@ class HostApf:
             raise ModelError(errno.ENOENT, f"vCPU {self.vcpu_id}: no async page fault in "
                              f"flight with token {token:#x}") from None
         self.done.append(token)
+        self.completed += 1
         return True
 
     def pop_ready(self, blocked: bool = False) -> int | None:

@@ -66,7 +66,6 @@ _T_RUNNABLE, _T_RUNNING, _T_WAIT, _T_HALTED, _T_SYNC, _T_EXITED = TaskState
 _EV_TIMER, _EV_PAGE, _EV_SYNC = 0, 1, 2
 _heappush = heapq.heappush
 _B_WORK, _B_SYNC, _B_HALTED, _B_IDLE, _B_IDLE_WAIT, _B_OVERHEAD = range(6)
-_BUCKET = {_RUNNING: _B_WORK, _SYNC: _B_SYNC, _HALTED: _B_HALTED, _IDLE: _B_IDLE}
 
 
 class Task:
@@ -200,7 +199,12 @@ class AsyncPfModel:
         d = t - v.mark
         if d > 0:
             state = v.state
-            v.times[_B_IDLE_WAIT if state is _IDLE and v.waiting else _BUCKET[state]] += d
+            if state is _RUNNING:
+                v.times[_B_WORK] += d
+            elif state is _IDLE:
+                v.times[_B_IDLE_WAIT if v.waiting else _B_IDLE] += d
+            else:
+                v.times[_B_SYNC if state is _SYNC else _B_HALTED] += d
             v.mark = t
 
     def _overhead(self, v: _Vcpu, t: int, cost: int) -> None:
@@ -283,14 +287,16 @@ class AsyncPfModel:
         self._push(t + task.lat, _EV_PAGE, v.idx, token)  # type: ignore[arg-type]
         guest = self.guest
         halted = guest.must_halt(task.ctx)
-        self._overhead(v, t, self._np_cost)
+        cost = self._np_cost             # _overhead() inlined: RUNNING, accounted up to t
+        v.times[_B_OVERHEAD] += cost
+        v.mark = (v.mark if v.mark > t else t) + cost
+        v.debt += cost
         if self._x86:
             node = guest.x86_async_pf(v.idx, host.area, token, task, halted)  # type: ignore[arg-type]
         else:
-            node = guest.arm64_abort(v.idx, host.area, token, task=task,      # type: ignore[arg-type]
-                                     halted=halted).node
+            node = guest.arm64_not_present(v.idx, host.area, token, task, halted)  # type: ignore[arg-type]
         if node is None:                 # a dummy was waiting: the page is already here
-            self._refill(task)
+            task.remaining, task.ctx, task.lat = task.stream.next()
             self._start(v, task, t)
         elif halted:
             v.state = _HALTED
@@ -340,10 +346,9 @@ class AsyncPfModel:
                 host.ack()                 # wrmsr(MSR_KVM_ASYNC_PF_ACK, 1)
             else:
                 self._overhead(v, t, self._ready_cost)
-                woken = guest.arm64_abort(v.idx, host.area, token, task=current,  # type: ignore[arg-type]
-                                          halted=False).woken
+                woken = guest.arm64_ready(v.idx, host.area, token, current)  # type: ignore[arg-type]
                 if guest.delayed_pending[v.idx] and v.state is not _HALTED:
-                    woken = list(woken) + guest.delayed_scan(v.idx, current)
+                    woken += guest.delayed_scan(v.idx, current)   # return to user / idle loop
             for node in woken:
                 self._wake(node.task, t)
 
@@ -357,7 +362,7 @@ class AsyncPfModel:
         if state is _T_WAIT:
             self._account(v, t)          # before the waiting count changes the idle bucket
             v.waiting -= 1
-            self._refill(task)
+            task.remaining, task.ctx, task.lat = task.stream.next()
             task.state = _T_RUNNABLE
             if v.state is _IDLE:
                 self._start(v, task, t)
@@ -406,6 +411,7 @@ class AsyncPfModel:
             now_ns=now, vcpus=len(self._vcpus),
             async_faults=sum(h.not_present_sent for h in hosts),
             sync_stalls=sum(by_reason.values()), sync_by_reason=by_reason,
+            completions=sum(h.completed for h in hosts),
             ready_events=sum(h.ready_sent for h in hosts),
             wake_alls=sum(h.wake_all_sent for h in hosts),
             acks=sum(h.acks for h in hosts),

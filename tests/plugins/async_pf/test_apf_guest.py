@@ -147,3 +147,15 @@ def test_rfc_abort_with_apf_disabled_in_the_guest_is_ordinary() -> None:
     guest, area = GuestApf(ARM64_RFCV2, 1), ControlBlock(0x1000)
     area.reason = PAGE_NOT_PRESENT                    # stale, but enabled is false
     assert guest.arm64_abort(0, area, 0x1000, task=SLEEPER, halted=False).outcome is AbortOutcome.ORDINARY
+
+
+def test_rfc_branch_handlers_refuse_an_abort_without_their_reason() -> None:
+    guest, area = GuestApf(ARM64_RFCV2, 1), ControlBlock(0x1000)
+    area.enabled = True
+    area.reason = PAGE_READY
+    with pytest.raises(ModelError) as exc:
+        guest.arm64_not_present(0, area, 0x1000, SLEEPER, False)
+    assert exc.value.errno == errno.EINVAL
+    area.reason = PAGE_NOT_PRESENT
+    with pytest.raises(ModelError):
+        guest.arm64_ready(0, area, 0x1000, OTHER)
