@@ -186,8 +186,12 @@ class Prediction:
     hint: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"after_cas": self.after_cas, "controller": self.controller, "reasons": list(self.reasons),
-                "before_cas": self.before_cas, "error": self.error, "hint": self.hint}
+        """``after_cas``, ``controller``, ``before_cas``, ``reasons``; ``error``/``hint`` only on refusal."""
+        out: dict[str, object] = {"after_cas": self.after_cas, "controller": self.controller,
+                                  "before_cas": self.before_cas, "reasons": list(self.reasons)}
+        if self.error:
+            out |= {"error": self.error, "hint": self.hint}
+        return out
 
 
 def predict(ic_mode: str, cpu: str, max_cpu_compat: str | None, append: str | None, accel: str,

@@ -1,0 +1,33 @@
+"""Lowering to QEMU: properties of the single ``-machine pseries,…`` option. Pure.
+
+* ``ic-mode=`` always, so the machine does not depend on the default of a QEMU version;
+* ``kernel-irqchip=on|off`` when set (``auto`` is QEMU's default: in-kernel when KVM can);
+* ``max-cpu-compat=`` from ``[pseries]``;
+* ``x-vof=on`` for ``[boot] firmware = "vof"`` (QEMU's fast Virtual Open Firmware; the
+  guest reaches CAS in about 0.1 s under TCG instead of several seconds with SLOF).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from vmctl.types import MachineProp
+from vmctl_spapr_irq.settings import read
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vmctl.config.machine import Machine
+
+
+def machine_props(machine: Machine) -> list[MachineProp]:
+    """The ``-machine`` properties for ``machine`` (none when it is not a pseries)."""
+    s = read(machine)
+    if not s.pseries:
+        return []
+    props = [MachineProp("ic-mode", s.ic_mode, key="irq.ic-mode")]
+    if s.kernel_irqchip in ("on", "off"):
+        props.append(MachineProp("kernel-irqchip", s.kernel_irqchip, key="irq.kernel-irqchip"))
+    if s.max_cpu_compat:
+        props.append(MachineProp("max-cpu-compat", s.max_cpu_compat, key="pseries.max-cpu-compat"))
+    if s.firmware == "vof":
+        props.append(MachineProp("x-vof", "on", key="boot.firmware"))
+    return props

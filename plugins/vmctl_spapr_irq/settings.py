@@ -1,0 +1,55 @@
+"""The machine keys the interrupt controller depends on, read once from a resolved machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vmctl_spapr_irq.machine import IrqConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vmctl.config.machine import Machine
+
+#: Logical PVR QEMU prints for ``max-cpu-compat`` ("Compatibility PVR 0x0f000005 …").
+COMPAT_PVR = {"power7": 0x0F000003, "power8": 0x0F000004, "power9": 0x0F000005, "power10": 0x0F000006}
+
+
+@dataclass(frozen=True)
+class IrqSettings:
+    """``[machine]``, ``[boot]``, ``[irq]`` and ``[pseries]`` values, defaults applied."""
+
+    arch: str
+    type: str
+    cpu: str
+    cpus: int
+    max_cpus: int | None
+    accel: str
+    ic_mode: str
+    kernel_irqchip: str
+    max_cpu_compat: str | None
+    append: str
+    firmware: str
+
+    @property
+    def pseries(self) -> bool:
+        """``pseries`` or a versioned ``pseries-X.Y``."""
+        return self.arch == "ppc64" and (self.type == "pseries" or self.type.startswith("pseries-"))
+
+    def config(self, accel: str) -> IrqConfig:
+        """The model's configuration, with ``accel`` resolved to ``tcg`` or ``kvm``."""
+        return IrqConfig(self.ic_mode, self.cpu, self.max_cpu_compat, accel, self.kernel_irqchip,
+                         self.cpus, self.max_cpus)
+
+
+def read(machine: Machine) -> IrqSettings:
+    """The settings of ``machine``."""
+    mach = machine.section("machine")
+    irq = machine.section("irq")
+    boot = machine.section("boot")
+    return IrqSettings(
+        arch=str(mach.get("arch", "")), type=str(mach.get("type", "")), cpu=str(mach.get("cpu", "")),
+        cpus=int(mach.get("cpus") or 1), max_cpus=mach.get("max-cpus"), accel=str(mach.get("accel", "auto")),
+        ic_mode=str(irq.get("ic-mode") or "dual"), kernel_irqchip=str(irq.get("kernel-irqchip") or "auto"),
+        max_cpu_compat=machine.get("pseries.max-cpu-compat"), append=str(boot.get("append") or ""),
+        firmware=str(boot.get("firmware") or "default"),
+    )
