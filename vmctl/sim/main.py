@@ -1,0 +1,91 @@
+"""The simulator process: ``python -m vmctl.sim INSTANCE_DIR``.
+
+Reads ``INSTANCE_DIR/instance.json`` (``socket``, ``paused``) and ``machine.json`` (the
+resolved machine), binds the QMP socket first (mode 0600, so clients can queue while the
+rest starts), loads the plugins' device models, then serves until the machine ends.
+stdout/stderr are the instance log: console lines, warnings, and on a fatal start-up error
+one line ``vmctl-sim: error: …`` with exit status 1 (2 for bad usage).
+
+Start-up speed matters (``vmctl run`` waits for the greeting), so this module imports the
+standard library's light parts first and asyncio, the config loader and the plugins only
+once the socket is bound.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from typing import Any
+
+
+def _console(line: str) -> None:
+    sys.stdout.write(line.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str, status: int = 1) -> int:
+    sys.stderr.write(f"vmctl-sim: error: {message}\n")
+    sys.stderr.flush()
+    return status
+
+
+def bind_socket(path: str) -> socket.socket:
+    """A listening Unix socket at ``path`` with mode 0600 (a stale file is replaced)."""
+    if os.path.exists(path) or os.path.islink(path):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def _load_machine(instance_dir: str) -> Any:
+    from vmctl.config.machine import Machine
+    with open(os.path.join(instance_dir, "machine.json"), encoding="utf-8") as f:
+        return Machine.from_json(json.load(f))
+
+
+def _contributions(machine: Any) -> list[tuple[str, Any]]:
+    from vmctl.plugins import call, get_plugin_manager
+    pm = get_plugin_manager()
+    return [(plugin, result) for plugin, result in call(pm, "vmctl_sim_devices", machine=machine)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        return _fail("usage: python -m vmctl.sim INSTANCE_DIR", 2)
+    instance_dir = args[0]
+    try:
+        with open(os.path.join(instance_dir, "instance.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+        sock = bind_socket(meta["socket"])
+    except (OSError, ValueError, KeyError) as exc:
+        return _fail(f"cannot start instance in {instance_dir}: {exc}")
+
+    import asyncio
+
+    from vmctl.sim.build import PACKAGE, build_simulation
+    from vmctl.sim.server import EventHub, SimServer
+
+    try:
+        machine = _load_machine(instance_dir)
+        contributions = _contributions(machine)
+        hub = EventHub()
+        sim = build_simulation(machine, contributions=contributions,
+                               paused=bool(meta.get("paused")), sink=hub.emit,
+                               console=_console, thread_base=os.getpid())
+    except (OSError, ValueError, KeyError) as exc:
+        return _fail(str(exc))
+    _console(f"vmctl-sim: machine {sim.dispatcher.name!r} ({len(sim.vm.cpus)} vCPUs, "
+             f"seed {sim.vm.seed}, workload {sim.vm.workload.name}) "
+             f"{'paused' if meta.get('paused') else 'running'}; QMP on {meta['socket']}")
+    server = SimServer(sim, hub, sock, package=PACKAGE, console=_console)
+    return asyncio.run(server.serve())
