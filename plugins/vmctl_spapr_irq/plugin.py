@@ -28,3 +28,36 @@ def vmctl_qemu_args(machine):
     from vmctl_spapr_irq.qemu import machine_props
 
     return machine_props(machine)
+
+
+@hookimpl
+def vmctl_sim_devices(machine):
+    from vmctl_spapr_irq.sim import sim_devices
+
+    return sim_devices(machine)
+
+
+@hookimpl
+def vmctl_live_probe(machine, backend):
+    from vmctl_spapr_irq.live import live_probe
+
+    return live_probe(machine, backend)
+
+
+@hookimpl
+def vmctl_tui_panels(machine):
+    """The interrupt controller panel for pseries machines (``vmctl monitor``/``top``)."""
+    from vmctl.types import PanelSpec
+    from vmctl_spapr_irq.settings import read
+
+    if not read(machine).pseries:
+        return None
+    return [PanelSpec("Interrupt controller", "vmctl_spapr_irq.panel:IrqPanel",
+                      headline=_irq_headline)]
+
+
+def _irq_headline(state):
+    """``vmctl top``'s column (the panel module, and Textual with it, loads only here)."""
+    from vmctl_spapr_irq.panel import headline
+
+    return headline(state)
