@@ -107,12 +107,20 @@ class SimServer:
             self._done.set()
 
     def _on_signal(self, signum: int) -> None:
+        if self.signal is not None:
+            return
         self.signal = signum
         self.console(f"vmctl-sim: terminating on signal {signum}")
         if not self.sim.finished:
             self.sim.vm.lifecycle.quit(reason="host-signal")
         if self._done is not None:
             self._done.set()
+
+    def _signal_from_handler(self, loop: asyncio.AbstractEventLoop, signum: int) -> None:
+        try:
+            loop.call_soon_threadsafe(self._on_signal, signum)
+        except RuntimeError:
+            pass  # the loop has closed: the process is on its way out anyway
 
     def _make_connection(self) -> _Connection:
         conn = _Connection(self)
@@ -139,7 +147,9 @@ class SimServer:
         loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.add_signal_handler(signum, self._on_signal, signum)
+            # Plain handlers (not loop.add_signal_handler): they outlive the loop, so a
+            # second signal while the process exits is absorbed instead of killing it.
+            signal.signal(signum, lambda n, _f: self._signal_from_handler(loop, n))
         server = await loop.create_unix_server(self._make_connection, sock=self.sock)
         clock = asyncio.create_task(self._clock())
         if self.sim.finished:

@@ -1,0 +1,279 @@
+"""``vmctl run``: prepare the instance folder, start the backend detached, wait for QMP.
+
+Order of events, each step refusing with a :class:`~vmctl.errors.VmctlError` that says
+what to do:
+
+1. the name is checked and the state dir made usable (0700);
+2. the instance lock is taken without waiting — the loser of a race is told who holds
+   the name;
+3. a leftover folder of a dead instance (crashed, exited, stale) is replaced, a live one
+   refused;
+4. ``instance.json`` and ``machine.json`` are written, the socket path chosen (≤ 107 bytes);
+5. the supervisor starts the backend (``python -m vmctl.sim DIR`` or QEMU) in a new
+   session and holds the lock with it;
+6. ``run`` returns once the socket greets like QMP.  A backend that exits first is
+   reported with its own error line from the log, and its folder removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import vmctl
+from vmctl.errors import VmctlError
+from vmctl.paths import state_dir
+from vmctl.runtime.inspect import describe_exit, inspect
+from vmctl.runtime.instance import Instance, check_name, ensure_state_dir, write_json
+from vmctl.runtime.lock import InstanceLock
+from vmctl.runtime.sockpath import choose_socket
+
+SUPERVISOR = Path(__file__).with_name("supervisor.py")
+#: Seconds to wait for the first QMP greeting.
+READY_TIMEOUT = {"sim": 10.0, "qemu": 30.0}
+
+
+@dataclass
+class Started:
+    """A started instance, as ``run`` reports it."""
+
+    name: str
+    backend: str
+    socket: str
+    dir: str
+    pid: int | None
+    elapsed: float
+    greeting: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "backend": self.backend, "socket": self.socket,
+                "dir": self.dir, "pid": self.pid, "elapsed": round(self.elapsed, 4),
+                "qmp": self.greeting.get("QMP", {})}
+
+
+def sim_command(instance_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "vmctl.sim", str(instance_dir)]
+
+
+def _child_env() -> dict[str, str]:
+    """The environment for the backend: vmctl importable even when not installed."""
+    env = dict(os.environ)
+    root = str(Path(vmctl.__file__).resolve().parent.parent)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    return env
+
+
+def try_greet(path: str, timeout: float) -> dict[str, Any] | None:
+    """Connect to ``path`` and read QMP's greeting; None if nobody answers yet."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                return None
+            buf += chunk
+    except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, TimeoutError):
+        return None
+    finally:
+        s.close()
+    try:
+        msg = json.loads(buf.split(b"\n", 1)[0])
+    except ValueError:
+        return None
+    return msg if isinstance(msg, dict) and "QMP" in msg else None
+
+
+def _holder(inst: Instance) -> str:
+    if not inst.exists():
+        return "another 'vmctl run' is starting it"
+    insp = inspect(inst)
+    if insp.pid:
+        return f"it is {insp.state.value} ({insp.backend}, pid {insp.pid})"
+    return f"it is {insp.state.value}"
+
+
+def _failure_lines(inst: Instance, backend: str, binary: str) -> str:
+    tail = inst.log_tail(20)
+    if backend == "qemu":
+        from vmctl.qemu.process import startup_error
+
+        line = startup_error(tail, binary)
+        if line:
+            return line
+    errors = [ln for ln in tail if "error" in ln.lower()]
+    return (errors or tail or ["(the log is empty)"])[-1]
+
+
+def _kill_all(inst: Instance) -> None:
+    proc = inst.proc() or {}
+    for key in ("pid", "supervisor_pid"):
+        pid = proc.get(key)
+        if pid:
+            try:
+                os.kill(int(pid), 9)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+class Launch:
+    """One ``run`` in progress (see the module docstring for the steps)."""
+
+    def __init__(self, machine: Any, pm: Any, *, backend: str = "sim",
+                 name: str | None = None, paused: bool = False,
+                 notify: Callable[[str], None] = lambda msg: None) -> None:
+        if backend not in READY_TIMEOUT:
+            raise VmctlError(f"unknown backend {backend!r}", hint="use --backend sim or qemu")
+        self.machine, self.pm, self.backend, self.paused = machine, pm, backend, paused
+        self.name = check_name(name or machine.name)
+        self.notify = notify
+        self.state = ensure_state_dir(state_dir())
+        self.inst = Instance(self.state, self.name)
+        self.lock = InstanceLock(self.state, self.name)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.command: list[str] = []
+
+    def _prepare(self) -> Path:
+        if self.inst.exists():
+            insp = inspect(self.inst)
+            if insp.state.alive:
+                raise VmctlError(f"instance {self.name!r} is already {insp.state.value} "
+                                 f"({insp.backend}, pid {insp.pid})",
+                                 hint=f"vmctl stop {self.name}, or run it under another "
+                                      f"name with --name")
+            self.notify(f"note: replacing {insp.state.value} instance {self.name!r} "
+                        f"({insp.reason or describe_exit(insp.exit)})")
+            self.inst.remove()
+        sock = choose_socket(self.inst.dir, self.state)
+        if self.backend == "qemu":
+            from vmctl.qemu.process import qemu_command
+
+            self.command = qemu_command(self.machine, self.pm, socket=sock,
+                                        log=self.inst.log_path, paused=self.paused)
+        else:
+            self.command = sim_command(self.inst.dir)
+        if os.path.lexists(sock):
+            os.unlink(sock)
+        meta = {"name": self.name, "backend": self.backend, "socket": str(sock),
+                "paused": self.paused, "created": time.time(),
+                "machine_file": str(getattr(self.machine, "file", "")),
+                "argv": self.command, "vmctl": vmctl.__version__}
+        self.inst.create(meta, self.machine.to_json())
+        return sock
+
+    def _spawn(self, foreground: bool) -> None:
+        assert self.lock.fd is not None
+        detach = [] if foreground else ["--detach"]
+        argv = [sys.executable, "-I", "-S", str(SUPERVISOR), *detach, str(self.inst.dir),
+                str(self.lock.fd), "--", *self.command]
+        out = None if foreground else subprocess.DEVNULL
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                     pass_fds=(self.lock.fd,), cwd=self.inst.dir,
+                                     env=_child_env(), start_new_session=not foreground)
+        if not foreground:
+            self.proc.wait()
+
+    def _wait_ready(self, sock: Path, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            ex = self.inst.exit()
+            if ex is not None:
+                line = _failure_lines(self.inst, self.backend, self.command[0])
+                raise VmctlError(f"{self.backend} backend for {self.name!r} exited during "
+                                 f"start-up ({describe_exit(ex)}): {line}",
+                                 hint=_start_hint(self.backend))
+            if self.proc is not None and self.proc.poll() not in (None, 0):
+                raise VmctlError(f"the supervisor of {self.name!r} failed "
+                                 f"(status {self.proc.returncode})",
+                                 hint="run with --foreground to see its output")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise VmctlError(f"{self.backend} backend for {self.name!r} did not answer on "
+                                 f"QMP within {timeout:.0f} s",
+                                 hint=f"last log line: {_failure_lines(self.inst, self.backend, self.command[0])}")
+            greeting = try_greet(str(sock), min(0.25, left))
+            if greeting is not None:
+                return greeting
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.02)
+
+    def start(self, foreground: bool = False, timeout: float | None = None) -> Started:
+        """Run steps 2-6; on failure nothing of this run is left behind."""
+        t0 = time.monotonic()
+        if not self.lock.acquire(wait=0.2):
+            raise VmctlError(f"instance {self.name!r} is already taken: {_holder(self.inst)}",
+                             hint=f"vmctl status {self.name}; vmctl stop {self.name} to free "
+                                  f"the name, or pick another with --name")
+        created = False
+        try:
+            sock = self._prepare()
+            created = True
+            self._spawn(foreground)
+            greeting = self._wait_ready(sock, timeout or READY_TIMEOUT[self.backend])
+        except BaseException:
+            if created:
+                _kill_all(self.inst)
+                if self.proc is not None and self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+                self.inst.remove()
+            raise
+        finally:
+            self.lock.release()
+        pid = (self.inst.proc() or {}).get("pid")
+        return Started(self.name, self.backend, str(sock), str(self.inst.dir), pid,
+                       time.monotonic() - t0, greeting)
+
+    def follow(self, write: Callable[[str], None]) -> int:
+        """Foreground mode: copy the log to ``write`` until the backend ends; clean up.
+
+        Ctrl-C reaches the backend directly (same process group), which shuts down; the
+        rest of its log is still shown.  A backend still there 10 s later is terminated.
+        """
+        assert self.proc is not None
+        interrupted: float | None = None
+        with open(self.inst.log_path, encoding="utf-8", errors="replace") as log:
+            while True:
+                try:
+                    line = log.readline()
+                    if line:
+                        write(line.rstrip("\n"))
+                        continue
+                    if self.proc.poll() is not None:
+                        for rest in log:
+                            write(rest.rstrip("\n"))
+                        break
+                    if interrupted is not None and time.monotonic() - interrupted > 10:
+                        self.proc.terminate()
+                    time.sleep(0.05)
+                except KeyboardInterrupt:
+                    interrupted = interrupted or time.monotonic()
+        ex = self.inst.exit() or {}
+        self.inst.remove()
+        code = ex.get("returncode")
+        return int(code) if isinstance(code, int) else 1
+
+
+def _start_hint(backend: str) -> str:
+    if backend == "qemu":
+        return "check the machine against the installed QEMU: vmctl validate --backend qemu PATH"
+    return "vmctl validate PATH checks the machine; VMCTL_DEBUG=1 shows plugin tracebacks"
+
+
+def record_exit_now(inst: Instance, returncode: int | None, signal_name: str | None) -> None:
+    """Write ``exit.json`` on the supervisor's behalf (used when it was killed too)."""
+    write_json(inst.exit_path, {"returncode": returncode, "signal": signal_name,
+                                "time": time.time()})
