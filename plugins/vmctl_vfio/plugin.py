@@ -1,4 +1,8 @@
-"""Entry point of the vfio plugin (entry-point group ``vmctl``)."""
+"""Entry point of the vfio plugin (entry-point group ``vmctl``).
+
+Hook implementations stay thin and import their module lazily, so loading the plugin for
+``vmctl --help`` or TAB completion costs nothing.
+"""
 
 from vmctl import hookimpl
 from vmctl_vfio.schema import VFIO_PCI
@@ -7,3 +11,68 @@ from vmctl_vfio.schema import VFIO_PCI
 @hookimpl
 def vmctl_device_kinds():
     return [VFIO_PCI]
+
+
+@hookimpl
+def vmctl_validate_machine(machine, ctx):
+    from vmctl_vfio.validate import validate
+
+    return validate(machine, ctx)
+
+
+@hookimpl
+def vmctl_validate_fleet(machines, ctx):
+    from vmctl_vfio.validate import validate_fleet
+
+    return validate_fleet(machines, ctx)
+
+
+@hookimpl
+def vmctl_predict(machine, ctx):
+    from vmctl_vfio.predict import predict
+
+    return predict(machine)
+
+
+@hookimpl
+def vmctl_qemu_args(machine):
+    from vmctl_vfio.qemu import qemu_args
+
+    return qemu_args(machine)
+
+
+@hookimpl
+def vmctl_libvirt_xml(machine, domain):
+    from vmctl_vfio.qemu import libvirt_hostdevs
+
+    libvirt_hostdevs(machine, domain)
+
+
+@hookimpl
+def vmctl_host_check(sysfs):
+    from vmctl_vfio.hostcheck import host_facts
+
+    return host_facts(sysfs)
+
+
+@hookimpl
+def vmctl_host_steps(machine, sysfs):
+    from vmctl_vfio.hostplan import plan_steps
+
+    return plan_steps(machine, sysfs)
+
+
+@hookimpl
+def vmctl_fake_kernel():
+    from vmctl_vfio.fakekernel import handlers
+
+    return list(handlers())
+
+
+@hookimpl
+def vmctl_complete(kind, incomplete, sysfs):
+    if kind != "pci-address":
+        return None
+    from vmctl_vfio.hostcheck import complete_pci
+
+    return complete_pci(incomplete, sysfs)

@@ -1,0 +1,34 @@
+"""What ``vmctl plan`` shows for a machine's passthrough devices."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from vmctl_vfio.devices import guest_memory, vfio_devices
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vmctl.config.machine import Machine
+
+
+def predict(machine: Machine) -> dict[str, Any] | None:
+    """Per device: backend and whether memory is pinned; overall: the memory locked."""
+    devs = vfio_devices(machine)
+    if not devs:
+        return None
+    ram = guest_memory(machine)
+    pinning = [d for d in devs if not d.iopf]
+    reasons = []
+    if pinning:
+        reasons.append(f"{pinning[0].key}: the {pinning[0].iommu} backend pins all "
+                       f"{ram >> 20} MiB of guest memory when the device is attached "
+                       "(counts against RLIMIT_MEMLOCK)")
+    for d in devs:
+        if d.iopf:
+            reasons.append(f"{d.key}: simulator only — guest memory is mapped on I/O page "
+                           f"faults, {d.prefault} pages per fault (unmerged RFC); expect a "
+                           "ramp-up of faults before the working set is mapped")
+    return {"devices": [{"key": d.key, "host": d.address or d.host, "iommu": d.iommu,
+                         "memory": "on-demand (IOPF RFC)" if d.iopf else "pinned"}
+                        for d in devs],
+            "locked_bytes": ram if pinning else 0,
+            "reasons": reasons}
