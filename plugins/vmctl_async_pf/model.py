@@ -384,44 +384,15 @@ class AsyncPfModel:
 
     def stuck_vcpus(self) -> list[int]:
         """vCPUs halted in a waiter loop whose own wake was deferred (arm64 RFCv2)."""
-        out = []
-        for v in self._vcpus:
-            if v.state is _HALTED and self.guest.delayed_pending[v.idx]:
-                node = self.guest.tables[v.idx]
-                if any(n.delayed and n.task is v.current for n in node.values()):
-                    out.append(v.idx)
-        return out
+        from .observe import stuck_vcpus
+        return stuck_vcpus(self)
+
+    def vcpu_status(self, idx: int) -> dict[str, object]:
+        """semantics.md §3.5's per-vCPU observables, host and guest side, as JSON."""
+        from .observe import vcpu_status
+        return vcpu_status(self, idx)
 
     def counters(self) -> ApfCounters:
         """Snapshot at :attr:`now`; overhead not yet elapsed is left out of the time split."""
-        now, hosts, g = self.now, [v.host for v in self._vcpus], self.guest
-        times = [0] * 6
-        for v in self._vcpus:
-            for i, ns in enumerate(v.times):
-                times[i] += ns
-            times[_B_OVERHEAD] -= v.mark - now if v.mark > now else 0
-        by_reason: dict[str, int] = {}
-        for h in hosts:
-            for reason, n in h.sync.items():
-                if n:
-                    by_reason[reason.value] = by_reason.get(reason.value, 0) + n
-        idle_halts = sum(v.idle_halts for v in self._vcpus)
-        halted_waits = sum(v.halted_waits for v in self._vcpus)
-        return ApfCounters(
-            now_ns=now, vcpus=len(self._vcpus),
-            async_faults=sum(h.not_present_sent for h in hosts),
-            sync_stalls=sum(by_reason.values()), sync_by_reason=by_reason,
-            completions=sum(h.completed for h in hosts),
-            ready_events=sum(h.ready_sent for h in hosts),
-            wake_alls=sum(h.wake_all_sent for h in hosts),
-            acks=sum(h.acks for h in hosts),
-            dummy_entries=g.dummies, dummies_consumed=g.dummies_consumed,
-            delayed_wakes=g.delayed_marked, illegal_reasons=g.illegal_reasons,
-            unsafe_deliveries=sum(h.unsafe_deliveries for h in hosts),
-            bad_vector_injections=self.bad_vector_injections,
-            halts=idle_halts + halted_waits, idle_halts=idle_halts, halted_waits=halted_waits,
-            outstanding=sum(h.outstanding for h in hosts),
-            waiting_tasks=sum(v.waiting for v in self._vcpus),
-            stuck_vcpus=len(self.stuck_vcpus()),
-            work_ns=times[_B_WORK], overhead_ns=times[_B_OVERHEAD], sync_ns=times[_B_SYNC],
-            halted_ns=times[_B_HALTED], idle_wait_ns=times[_B_IDLE_WAIT], idle_ns=times[_B_IDLE])
+        from .observe import counters
+        return counters(self)

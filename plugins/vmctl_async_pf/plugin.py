@@ -28,3 +28,22 @@ def vmctl_qemu_args(machine):
     from vmctl_async_pf.qemu import qemu_fragments
 
     return qemu_fragments(machine)
+
+
+@hookimpl
+def vmctl_sim_devices(machine):
+    from vmctl_async_pf.settings import read
+
+    s = read(machine)
+    if not s.written or not (s.x86 or s.aarch64):
+        return []
+    from vmctl_async_pf.sim import AsyncPfDevice
+
+    return [AsyncPfDevice(s)]
+
+
+@hookimpl
+def vmctl_live_probe(machine, backend):
+    from vmctl_async_pf.probe import live_probe
+
+    return live_probe(machine, backend)

@@ -27,11 +27,13 @@ __all__ = ["ApfSettings", "read", "WORKLOADS", "PASSTHROUGH_CPUS"]
 #: CPU models that pass KVM's ``kvm-asyncpf-int`` through when ``mode = "auto"``.
 PASSTHROUGH_CPUS = ("host", "max")
 
-#: ``[sim] workload`` → guest tasks and host memory pressure the async PF model runs.
+#: ``[sim] workload`` → guest tasks and host memory pressure the async PF model runs.  A
+#: task touches a random guest page every 2 µs of CPU; the swapped share sets how often that
+#: page is out: a major fault every 2 ms (idle), 500 µs (default) or 200 µs (busy) of CPU.
 WORKLOADS: dict[str, Workload] = {
-    "idle": Workload(tasks_per_vcpu=1, pressure=MemoryPressure(swapped_share=0.01)),
-    "default": Workload(tasks_per_vcpu=2, pressure=MemoryPressure(swapped_share=0.05)),
-    "busy": Workload(tasks_per_vcpu=4, pressure=MemoryPressure(swapped_share=0.10)),
+    "idle": Workload(tasks_per_vcpu=1, pressure=MemoryPressure(swapped_share=0.001)),
+    "default": Workload(tasks_per_vcpu=2, pressure=MemoryPressure(swapped_share=0.004)),
+    "busy": Workload(tasks_per_vcpu=4, pressure=MemoryPressure(swapped_share=0.01)),
 }
 
 _NO_KVMAPF = re.compile(r"(^|\s)no-kvmapf(\s|$)")
