@@ -70,6 +70,20 @@ def vmctl_fake_kernel():
 
 
 @hookimpl
+def vmctl_sim_devices(machine):
+    from vmctl_vfio.sim import sim_devices
+
+    return sim_devices(machine)
+
+
+@hookimpl
+def vmctl_live_probe(machine, backend):
+    from vmctl_vfio.probe import live_probe
+
+    return live_probe(machine, backend)
+
+
+@hookimpl
 def vmctl_complete(kind, incomplete, sysfs):
     if kind != "pci-address":
         return None

@@ -80,7 +80,7 @@ class DmaWorkload:
     """
 
     def __init__(self, fd: DeviceFd, ranges: list[tuple[int, int]],
-                 spec: WorkloadSpec | None = None, seed: int = 1) -> None:
+                 spec: WorkloadSpec | None = None, seed: int = 1, record: bool = True) -> None:
         self.fd = fd
         self.spec = spec or WorkloadSpec()
         self.page_size = u.PAGE_SIZE
@@ -102,7 +102,9 @@ class DmaWorkload:
         hot = max(self.spec.transfer_pages, int(self.pages * self.spec.hot_fraction))
         self.hot_pages = min(hot, self.pages)
         self.hot_start = self.rng.randrange(0, self.pages - self.hot_pages + 1)
-        self.samples: list[Sample] = []
+        self.samples: list[Sample] = []       #: every step's sample when ``record``
+        self.record = record
+        self.dropped = 0
 
     def _next_page(self) -> int:
         span = self.spec.transfer_pages
@@ -123,11 +125,17 @@ class DmaWorkload:
             page = self._ends[i] - span           # keep the transfer inside its range
         return self._iovas[i] + (page - self._firsts[i]) * self.page_size
 
-    def step(self, now: float, dt: float) -> Sample:
-        """Run the transfers due in ``dt`` simulated seconds ending at ``now``."""
+    def step(self, now: float, dt: float, max_transfers: int | None = None) -> Sample:
+        """Run the transfers due in ``dt`` simulated seconds ending at ``now``.
+
+        At most ``max_transfers`` run; the rest are dropped and counted in
+        :attr:`dropped` (a simulator tick must stay short)."""
         due = self.spec.rate * dt + self.carry
         n = int(due)
         self.carry = due - n
+        if max_transfers is not None and n > max_transfers:
+            self.dropped += n - max_transfers
+            n = max_transfers
         size = self.spec.transfer_pages * self.page_size
         faults = aborted = 0
         for _ in range(n):
@@ -140,7 +148,8 @@ class DmaWorkload:
                         faults_per_s=faults / dt if dt > 0 else 0.0,
                         mapped_pages=dma.iommu_mapped_pages if dma else 0,
                         locked_pages=dma.locked_pages if dma else 0, aborted=aborted)
-        self.samples.append(sample)
+        if self.record:
+            self.samples.append(sample)
         return sample
 
 
