@@ -179,3 +179,13 @@ def test_cli_reports_companions_of_shipped_machine(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "IOMMU group 1 of 0000:01:00.0 is not viable: 0000:01:00.1 [10de:10f0] on " \
            "snd_hda_intel (vfio: vfio-group-not-viable)" in proc.stdout
+
+
+@pytest.mark.qemu
+def test_installed_qemu_72_has_no_iommufd(tmp_path: Path) -> None:
+    (tmp_path / "fd.toml").write_text(
+        machine_text('host = "0000:03:00.0"\niommu = "iommufd"', name="fd"))
+    proc = run_vmctl("validate", str(tmp_path / "fd.toml"), "--backend", "qemu",
+                     timeout=300)
+    assert proc.returncode == 1
+    assert "has no 'iommufd' object type" in proc.stdout and "vfio-qemu-no-iommufd" in proc.stdout
