@@ -256,6 +256,7 @@ class SpaprIrqMachine:
         out: dict[str, object] = {
             "state": self.state.value, "ic_mode": self.config.ic_mode, "effective_ic_mode": self.mode.value,
             "mode": None if self.active is None else self.active.value,
+            "before_cas": default_mode(self.mode).value,
             "controller": None if self.controller is None else self.controller.value,
             "ov5_byte23": self.ov5_cas, "stats": dict(self.stats), "notes": list(self.notes),
         }

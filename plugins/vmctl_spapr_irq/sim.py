@@ -106,7 +106,7 @@ class SpaprIrqDevice(SimDevice):
         out: dict[str, Any] = {
             "mode": snap["mode"], "controller": snap["controller"], "state": snap["state"],
             "ic_mode": snap["ic_mode"], "effective_ic_mode": snap["effective_ic_mode"],
-            "ov5_byte23": snap["ov5_byte23"], "cas_at": self.cas_at, "stats": snap["stats"],
+            "before_cas": snap["before_cas"], "ov5_byte23": snap["ov5_byte23"], "cas_at": self.cas_at, "stats": snap["stats"],
             "notes": snap["notes"], "error": self.error,
         }
         counts = snap.get("interrupts")
