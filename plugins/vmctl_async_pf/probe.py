@@ -42,10 +42,35 @@ def live_probe(machine: Machine, backend: str) -> LiveProbe | None:
     return None
 
 
+#: Counters ``vmctl status`` lifts to the top level, most telling first.
+SUMMARY = ("faults", "async_faults", "sync_stalls", "sync_by_reason", "ready_events", "wake_alls",
+           "outstanding", "waiting_tasks", "halts", "dummy_entries", "delayed_wakes",
+           "stuck_vcpus", "unsafe_deliveries", "bad_vector_injections")
+
+
 def parse_sim(results: list[Any]) -> dict[str, Any]:
-    """The simulator device's state, as is."""
+    """The device's state, flattened for ``vmctl status``: verdict and counters first.
+
+    Keys: ``protocol``, ``upstream``, ``verdict``, ``lost_ms_with_apf``,
+    ``lost_ms_without_apf``, ``model_time_s``, ``lag_s``, ``enabled_vcpus``, the
+    :data:`SUMMARY` counters, then ``vcpus`` (per-vCPU detail) and ``history`` (one point
+    per modelled second, the stall time over time).  A device that failed passes through.
+    """
     state = results[0] if results else {}
-    return dict(state) if isinstance(state, dict) else {"value": state}
+    if not isinstance(state, dict) or "counters" not in state:
+        return dict(state) if isinstance(state, dict) else {"value": state}
+    c, wo = state["counters"], state["without_apf"]
+    out: dict[str, Any] = {
+        "protocol": state["protocol"], "upstream": state["upstream"], "verdict": state["verdict"],
+        "lost_ms_with_apf": round(c["lost_ns"] / 1e6, 1),
+        "lost_ms_without_apf": round(wo["lost_ns"] / 1e6, 1),
+        "model_time_s": state["model_time_s"], "lag_s": state["lag_s"],
+        "enabled_vcpus": state["enabled_vcpus"],
+    }
+    out.update((k, c[k]) for k in SUMMARY)
+    out["vcpus"] = state["vcpus"]
+    out["history"] = state["history"]
+    return out
 
 
 def parse_qemu(settings: ApfSettings, results: list[Any]) -> dict[str, Any]:

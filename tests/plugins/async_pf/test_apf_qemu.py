@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,8 @@ import pytest
 from tests.conftest import run_vmctl
 from vmctl.config import load_machine
 from vmctl_async_pf.plugin import vmctl_live_probe
+
+ExecInterruptedError = pytest.importorskip("qemu.qmp").ExecInterruptedError
 
 pytestmark = pytest.mark.qemu
 
@@ -36,27 +39,40 @@ def exported_argv(path: Path | str) -> list[str]:
     return json.loads(run_vmctl("export", str(path), "--format", "argv", check=True).stdout)
 
 
-async def _probe(argv: list[str], sock: Path, probe) -> dict:  # type: ignore[no-untyped-def]
-    from qemu.qmp import QMPClient
+async def _connect(sock: Path, proc: subprocess.Popen):  # type: ignore[no-untyped-def]
+    """A QMP client connected to ``sock``, retrying while QEMU is still setting it up."""
+    from qemu.qmp import ConnectError, QMPClient
 
+    for _ in range(200):
+        if proc.poll() is not None:
+            raise AssertionError(f"QEMU exited {proc.returncode}: {proc.stdout.read().decode()}")
+        if sock.exists():
+            client = QMPClient("apf-test")
+            try:
+                await client.connect(str(sock))
+                return client
+            except ConnectError:
+                pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no QMP server on {sock} after 10 s")
+
+
+async def _probe(argv: list[str], sock: Path, probe) -> dict:  # type: ignore[no-untyped-def]
     proc = subprocess.Popen([*argv, "-S", "-display", "none", "-qmp", f"unix:{sock},server=on,wait=off"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    client = QMPClient("apf-test")
+    client = None
     try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            if proc.poll() is not None:
-                raise AssertionError(f"QEMU exited {proc.returncode}: {proc.stdout.read().decode()}")
-            await asyncio.sleep(0.05)
-        await client.connect(str(sock))
+        client = await _connect(sock, proc)
         status = await client.execute("query-status")
         assert status["status"] == "prelaunch"                 # started paused (-S)
         results = [await client.execute(cmd, dict(args)) for cmd, args in probe.commands]
-        await client.execute("quit")
+        with contextlib.suppress(EOFError, ExecInterruptedError):
+            await client.execute("quit")        # QEMU may close the socket before answering
         return probe.parse(results)
     finally:
-        await client.disconnect()
+        if client is not None:
+            with contextlib.suppress(EOFError):
+                await client.disconnect()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:

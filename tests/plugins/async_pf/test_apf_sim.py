@@ -159,8 +159,20 @@ def test_device_only_for_machines_with_an_async_pf_table(machine_from_toml) -> N
 def test_sim_probe_asks_the_device(machine_from_toml) -> None:  # type: ignore[no-untyped-def]
     probe = vmctl_live_probe(machine_from_toml(ARM.format(seed=1)), "sim")
     assert probe.commands == (("__org.vmctl_query-device", {"plugin": "async-pf"}),)
-    assert probe.parse([{"verdict": "helps"}]) == {"verdict": "helps"}
+    assert probe.parse([{"status": "failed", "error": "x"}]) == {"status": "failed", "error": "x"}
     assert vmctl_live_probe(machine_from_toml(ARM.format(seed=1)), "qemu") is None
+
+
+def test_sim_probe_puts_the_verdict_and_counters_first(machine_from_toml) -> None:  # type: ignore[no-untyped-def]
+    machine = machine_from_toml(ARM.format(seed=1))
+    sim, _ = start(machine_from_toml, ARM.format(seed=1))
+    sim.advance(BOOT_S + 1.5)
+    probe = vmctl_live_probe(machine, "sim")
+    out = probe.parse([sim.execute(cmd, args) for cmd, args in probe.commands])
+    keys = list(out)
+    assert keys[:3] == ["protocol", "upstream", "verdict"] and keys[-2:] == ["vcpus", "history"]
+    assert out["faults"] == out["async_faults"] + out["sync_stalls"] > 0
+    assert out["lost_ms_with_apf"] < out["lost_ms_without_apf"] and len(out["history"]) == 1
 
 
 def test_qemu_probe_reads_cpu0_properties_and_compares_them(machine_from_toml) -> None:  # type: ignore[no-untyped-def]
