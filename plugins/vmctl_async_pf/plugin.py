@@ -47,3 +47,22 @@ def vmctl_live_probe(machine, backend):
     from vmctl_async_pf.probe import live_probe
 
     return live_probe(machine, backend)
+
+
+@hookimpl
+def vmctl_tui_panels(machine):
+    """The async PF panel for machines with an ``[async-pf]`` table (``vmctl monitor``/``top``)."""
+    from vmctl.types import PanelSpec
+    from vmctl_async_pf.settings import read
+
+    s = read(machine)
+    if not s.written or not (s.x86 or s.aarch64):
+        return None
+    return [PanelSpec("Async page faults", "vmctl_async_pf.panel:ApfPanel", headline=_apf_headline)]
+
+
+def _apf_headline(state):
+    """``vmctl top``'s column (the panel module, and Textual with it, loads only here)."""
+    from vmctl_async_pf.panel import headline
+
+    return headline(state)
