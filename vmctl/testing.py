@@ -2,27 +2,49 @@
 
 Loaded automatically (entry point ``pytest11``) wherever vmctl is installed; it defines
 fixtures only, nothing autouse, so it never changes a project's tests by being present.
+A plugin author tests a device kind without hardware, QEMU or vmctl's source::
+
+    def test_my_kind_lowers(machine_from_toml, vmctl_pm):
+        m = machine_from_toml(MY_TOML)
+        assert "-device" in build_argv(m, vmctl_pm).args
+
+    def test_my_device_in_the_simulator(sim_instance):
+        vm = sim_instance(MY_TOML)                    # a detached simulator, like `vmctl run`
+        vm.qmp.execute("__org.vmctl_my-command", value=3)
+        assert vm.qmp.wait_event("__org.vmctl_MY_EVENT")["data"] == {...}
 
 Fixtures
 --------
 ``vmctl_isolated``
-    Points ``VMCTL_STATE_DIR`` and ``XDG_RUNTIME_DIR`` at ``tmp_path``.
+    Points ``VMCTL_STATE_DIR``, ``VMCTL_CACHE_DIR`` and ``XDG_RUNTIME_DIR`` at ``tmp_path``.
 ``vmctl_pm``
     A fresh plugin manager with every installed plugin.
 ``machine_from_toml``
     ``machine_from_toml(text, name="machine.toml", files={"base/x.toml": "…"})`` writes
     the TOML (and any extra files, e.g. includes) under ``tmp_path`` and returns the loaded
     :class:`~vmctl.config.machine.Machine`.
+``fake_sysfs``
+    A :class:`FakeSysfs` under ``tmp_path/sysfs``: PCI functions with IOMMU groups
+    (``.pci("viable")``), the s390 AP bus and matrix (``.ap("shared-apqn")``), or your own
+    attributes (``.write(...)``), in the kernel's layout, with the plugins' fake-kernel
+    side effects on writes (``.sysfs``).
+``sim_instance``
+    ``sim_instance(toml_or_path, name=None, paused=False)`` starts the machine on the
+    embedded simulator (state in ``tmp_path``) and returns a :class:`SimInstance` with a
+    connected QMP client (``.qmp``); every instance is stopped after the test.
 ``golden``
-    ``golden(name, text)`` compares ``text`` with ``tests/golden/NAME`` beside the test
-    file; ``VMCTL_UPDATE_GOLDEN=1`` (or ``--update-golden``) rewrites the file instead.
+    ``golden(name, text)`` compares ``text`` with ``golden/NAME`` beside the test file;
+    ``VMCTL_UPDATE_GOLDEN=1`` (or ``--update-golden``) rewrites the file instead.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +59,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def vmctl_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "state"
     monkeypatch.setenv("VMCTL_STATE_DIR", str(state))
+    monkeypatch.setenv("VMCTL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
     return state
 
@@ -64,6 +87,218 @@ def machine_from_toml(tmp_path: Path, vmctl_pm) -> Callable[..., object]:
     return make
 
 
+# -- fake sysfs ---------------------------------------------------------------------------
+def _builder(module: str, what: str) -> Any:
+    """A plugin's fake-tree builder, imported on first use."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise RuntimeError(f"fake {what} trees come from {module}, which cannot be imported "
+                           f"({exc}); is vmctl installed with its built-in plugins?") from exc
+
+
+class FakeSysfs:
+    """A fake host tree at :attr:`root`, shaped like the kernel's ``/sys``, ``/dev``, ``/proc``.
+
+    Build it with one or more of:
+
+    ``pci(scenario="viable")``
+        PCI functions, drivers and IOMMU groups (scenarios ``host``, ``viable``,
+        ``non-viable``, ``no-iommu``, ``iommufd``: a GPU and its audio function sharing
+        group 1 behind a root port, a NIC alone in group 8); or ``pci(devices=[...])`` with
+        ``vmctl_vfio.fakesys.FakeDevice`` records.
+    ``ap(scenario=None, **options)``
+        the s390 AP bus, masks and matrix mdevs (scenarios such as ``shared-apqn``; or
+        ``adapters=``, ``domains=``, ``mdevs=`` … as ``vmctl_vfio_ap.fakesys.build_host``).
+    ``write(kpath, value)``, ``symlink(kpath, target)``, ``mkdir(kpath)``
+        your own device's attributes (links stored relative, as sysfs does).
+
+    :attr:`sysfs` reads and writes the tree through vmctl's :class:`~vmctl.host.sysfs.Sysfs`
+    with every installed plugin's fake-kernel handlers, so a write to ``unbind`` moves a
+    device off its driver as the kernel would; pass ``str(fake.root)`` as ``--sysfs-root``
+    to the CLI.
+    """
+
+    def __init__(self, root: Path, pm: Any) -> None:
+        self.root = root
+        self._pm = pm
+
+    @property
+    def sysfs(self) -> Any:
+        from vmctl.host.sysfs import Sysfs
+        from vmctl.plugins import call_flat
+
+        return Sysfs(self.root, call_flat(self._pm, "vmctl_fake_kernel"))
+
+    def pci(self, scenario: str = "viable", devices: list[Any] | None = None,
+            **options: Any) -> FakeSysfs:
+        fakesys = _builder("vmctl_vfio.fakesys", "PCI")
+        if devices is not None:
+            fakesys.build_host(self.root, devices, **options)
+        elif scenario not in fakesys.SCENARIOS:
+            raise ValueError(f"unknown PCI scenario {scenario!r}; one of {sorted(fakesys.SCENARIOS)}")
+        else:
+            fakesys.SCENARIOS[scenario](self.root, **options)
+        return self
+
+    def ap(self, scenario: str | None = None, **options: Any) -> FakeSysfs:
+        fakesys = _builder("vmctl_vfio_ap.fakesys", "AP")
+        if scenario is None:
+            fakesys.build_host(self.root, **options)
+        elif scenario not in fakesys.SCENARIOS:
+            raise ValueError(f"unknown AP scenario {scenario!r}; one of {list(fakesys.SCENARIOS)}")
+        else:
+            fakesys.build_scenario(self.root, scenario)
+        return self
+
+    def _raw(self) -> Any:
+        from vmctl.host.sysfs import Sysfs, mark_fake
+
+        if not (self.root / ".vmctl-fake-sysfs").is_file():
+            mark_fake(self.root, "vmctl.testing fake tree")
+        return Sysfs(self.root)
+
+    def write(self, kpath: str, value: str) -> FakeSysfs:
+        self._raw().raw_write(kpath, value)
+        return self
+
+    def symlink(self, kpath: str, target: str) -> FakeSysfs:
+        self._raw().raw_symlink(kpath, target)
+        return self
+
+    def mkdir(self, kpath: str) -> FakeSysfs:
+        self._raw().raw_mkdir(kpath)
+        return self
+
+    def snapshot(self) -> dict[str, str]:
+        """Every entry: file text, ``-> target`` for links, ``<dir>``; for exact comparisons."""
+        out: dict[str, str] = {}
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            for name in sorted(dirnames + filenames):
+                p = Path(dirpath) / name
+                rel = "/" + str(p.relative_to(self.root))
+                if p.is_symlink():
+                    out[rel] = "-> " + os.readlink(p)
+                elif p.is_file():
+                    out[rel] = p.read_text()
+                else:
+                    out[rel] = "<dir>"
+        return dict(sorted(out.items()))
+
+
+@pytest.fixture
+def fake_sysfs(tmp_path: Path, vmctl_pm) -> FakeSysfs:
+    return FakeSysfs(tmp_path / "sysfs", vmctl_pm)
+
+
+# -- simulator instances ------------------------------------------------------------------
+class QmpSession:
+    """A synchronous QMP client (``qemu.qmp``'s legacy API), capabilities negotiated.
+
+    ``execute(command, **arguments)`` returns the ``return`` value or raises
+    ``qemu.qmp.ExecuteError`` (``.error_class``, ``.error.error.desc``);
+    ``wait_event(name, timeout)`` returns the next event of that name (others are kept
+    in :attr:`seen`).
+    """
+
+    def __init__(self, socket: str, timeout: float = 10.0) -> None:
+        from qemu.qmp.legacy import QEMUMonitorProtocol
+
+        self._qmp = QEMUMonitorProtocol(socket)
+        self.greeting = self._qmp.connect(negotiate=True)
+        self._qmp.settimeout(timeout)
+        self.seen: list[dict[str, Any]] = []
+
+    def execute(self, command: str, **arguments: Any) -> Any:
+        return self._qmp.cmd(command, **arguments)
+
+    def wait_event(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
+        for i, event in enumerate(self.seen):
+            if event.get("event") == name:
+                return self.seen.pop(i)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                event = self._qmp.pull_event(wait=left)
+            except TimeoutError:
+                break
+            if event is None:
+                continue
+            if event.get("event") == name:
+                return event
+            self.seen.append(event)
+        names = [e.get("event") for e in self.seen]
+        raise AssertionError(f"no {name} event within {timeout} s (saw {names})")
+
+    def close(self) -> None:
+        try:
+            self._qmp.close()
+        except Exception:  # noqa: BLE001 - the instance may already be gone (after quit)
+            pass
+
+
+class SimInstance:
+    """A machine running on the simulator: ``name``, ``socket``, ``dir`` and ``qmp``."""
+
+    def __init__(self, started: Any, pm: Any) -> None:
+        self.name: str = started.name
+        self.socket: str = started.socket
+        self.dir = Path(started.dir)
+        self.pid: int | None = started.pid
+        self._pm = pm
+        self.qmp = QmpSession(self.socket)
+
+    def status(self) -> dict[str, Any]:
+        """What ``vmctl status NAME --format json`` prints (plugins' live state included)."""
+        from vmctl.runtime.control import status
+
+        return status(self.name, self._pm)
+
+    def log(self) -> str:
+        """The instance log: the guest console and the simulator's own lines."""
+        path = self.dir / "log"
+        return path.read_text() if path.exists() else ""
+
+    def stop(self) -> None:
+        from vmctl.errors import VmctlError
+        from vmctl.runtime.control import stop
+
+        self.qmp.close()
+        try:
+            stop(self.name, force=False)
+        except VmctlError:
+            pass  # already stopped and cleaned
+
+
+@pytest.fixture
+def sim_instance(vmctl_isolated: Path, tmp_path: Path, vmctl_pm) -> Iterator[Callable[..., SimInstance]]:
+    from vmctl.config import load_machine
+    from vmctl.config.validate import check_machine
+    from vmctl.diagnostics import render
+    from vmctl.runtime.launch import Launch
+    from vmctl.types import Severity
+
+    started: list[SimInstance] = []
+
+    def start(machine: str | Path, name: str | None = None, paused: bool = False) -> SimInstance:
+        path = Path(machine) if isinstance(machine, Path) else tmp_path / f"sim-{len(started)}.toml"
+        if not isinstance(machine, Path):
+            path.write_text(machine)
+        loaded = load_machine(path, vmctl_pm)
+        errors = [d for d in check_machine(loaded, vmctl_pm) if d.severity is Severity.ERROR]
+        if errors:  # `vmctl run` refuses an invalid machine; so does the kit
+            pytest.fail(f"{path} is not a valid machine:\n{render(errors)}")
+        launch = Launch(loaded, vmctl_pm, backend="sim", name=name, paused=paused)
+        inst = SimInstance(launch.start(), vmctl_pm)
+        started.append(inst)
+        return inst
+
+    yield start
+    for inst in reversed(started):
+        inst.stop()
+
+
+# -- golden files -------------------------------------------------------------------------
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     update = request.config.getoption("--update-golden") or os.environ.get("VMCTL_UPDATE_GOLDEN") == "1"
