@@ -94,7 +94,8 @@ def ps(
 
 
 def _render_status(s: dict[str, Any]) -> str:
-    lines = [f"{s['name']}: {s['state']}" + (f" ({s['reason']})" if s.get("reason") else "")]
+    detail = s.get("reason") or (s.get("run_state") if s.get("run_state") != s["state"] else "")
+    lines = [f"{s['name']}: {s['state']}" + (f" ({detail})" if detail else "")]
     fields = [("backend", s.get("backend")), ("run state", s.get("run_state")),
               ("pid", s.get("pid")), ("uptime", _age(s.get("uptime")) if s.get("uptime")
                                       is not None else None),

@@ -32,7 +32,7 @@ import vmctl
 from vmctl.errors import VmctlError
 from vmctl.paths import state_dir
 from vmctl.runtime.inspect import describe_exit, inspect
-from vmctl.runtime.instance import Instance, check_name, ensure_state_dir, write_json
+from vmctl.runtime.instance import Instance, check_name, ensure_state_dir
 from vmctl.runtime.lock import InstanceLock
 from vmctl.runtime.sockpath import choose_socket
 
@@ -168,20 +168,28 @@ class Launch:
             os.unlink(sock)
         meta = {"name": self.name, "backend": self.backend, "socket": str(sock),
                 "paused": self.paused, "created": time.time(),
-                "machine_file": str(getattr(self.machine, "file", "")),
+                "machine_file": str(Path(getattr(self.machine, "file", "") or ".").resolve()),
                 "argv": self.command, "vmctl": vmctl.__version__}
         self.inst.create(meta, self.machine.to_json())
         return sock
 
     def _spawn(self, foreground: bool) -> None:
         assert self.lock.fd is not None
-        detach = [] if foreground else ["--detach"]
-        argv = [sys.executable, "-I", "-S", str(SUPERVISOR), *detach, str(self.inst.dir),
-                str(self.lock.fd), "--", *self.command]
-        out = None if foreground else subprocess.DEVNULL
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                     pass_fds=(self.lock.fd,), cwd=self.inst.dir,
-                                     env=_child_env(), start_new_session=not foreground)
+        if self.backend == "sim" and not foreground:
+            # The simulator supervises itself: one Python start-up fewer.
+            argv = [*self.command[:-1], "--supervised", str(self.lock.fd), self.command[-1]]
+        else:
+            detach = [] if foreground else ["--detach"]
+            argv = [sys.executable, "-I", "-S", str(SUPERVISOR), *detach, str(self.inst.dir),
+                    str(self.lock.fd), "--", *self.command]
+        log = None if foreground else open(self.inst.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         pass_fds=(self.lock.fd,), cwd=self.inst.dir,
+                                         env=_child_env(), start_new_session=not foreground)
+        finally:
+            if log is not None:
+                log.close()
         if not foreground:
             self.proc.wait()
 
@@ -196,9 +204,10 @@ class Launch:
                                  f"start-up ({describe_exit(ex)}): {line}",
                                  hint=_start_hint(self.backend))
             if self.proc is not None and self.proc.poll() not in (None, 0):
-                raise VmctlError(f"the supervisor of {self.name!r} failed "
-                                 f"(status {self.proc.returncode})",
-                                 hint="run with --foreground to see its output")
+                line = _failure_lines(self.inst, self.backend, self.command[0])
+                raise VmctlError(f"{self.backend} backend for {self.name!r} failed to start "
+                                 f"(status {self.proc.returncode}): {line}",
+                                 hint=_start_hint(self.backend))
             left = deadline - time.monotonic()
             if left <= 0:
                 raise VmctlError(f"{self.backend} backend for {self.name!r} did not answer on "
@@ -271,9 +280,3 @@ def _start_hint(backend: str) -> str:
     if backend == "qemu":
         return "check the machine against the installed QEMU: vmctl validate --backend qemu PATH"
     return "vmctl validate PATH checks the machine; VMCTL_DEBUG=1 shows plugin tracebacks"
-
-
-def record_exit_now(inst: Instance, returncode: int | None, signal_name: str | None) -> None:
-    """Write ``exit.json`` on the supervisor's behalf (used when it was killed too)."""
-    write_json(inst.exit_path, {"returncode": returncode, "signal": signal_name,
-                                "time": time.time()})

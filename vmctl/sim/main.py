@@ -1,4 +1,8 @@
-"""The simulator process: ``python -m vmctl.sim INSTANCE_DIR``.
+"""The simulator process: ``python -m vmctl.sim [--supervised LOCK_FD] INSTANCE_DIR``.
+
+``--supervised`` (how ``vmctl run`` starts it) makes the process its own supervisor: it
+detaches, forks, and the parent records the simulator's exit status exactly as
+:mod:`vmctl.runtime.supervisor` does for QEMU.
 
 Reads ``INSTANCE_DIR/instance.json`` (``socket``, ``paused``) and ``machine.json`` (the
 resolved machine), binds the QMP socket first (mode 0600, so clients can queue while the
@@ -46,22 +50,42 @@ def bind_socket(path: str) -> socket.socket:
     return sock
 
 
-def _load_machine(instance_dir: str) -> Any:
+def _load(instance_dir: str) -> tuple[Any, list[tuple[str, Any]]]:
+    """The machine (with the plugins' schema, so defaults apply) and its sim devices."""
     from vmctl.config.machine import Machine
-    with open(os.path.join(instance_dir, "machine.json"), encoding="utf-8") as f:
-        return Machine.from_json(json.load(f))
-
-
-def _contributions(machine: Any) -> list[tuple[str, Any]]:
+    from vmctl.config.schema import Schema
     from vmctl.plugins import call, get_plugin_manager
+
     pm = get_plugin_manager()
-    return [(plugin, result) for plugin, result in call(pm, "vmctl_sim_devices", machine=machine)]
+    with open(os.path.join(instance_dir, "machine.json"), encoding="utf-8") as f:
+        machine = Machine.from_json(json.load(f), Schema.from_plugins(pm))
+    return machine, call(pm, "vmctl_sim_devices", machine=machine)
+
+
+def _supervise(instance_dir: str, lock_fd: int) -> None:
+    """Detach and fork: the parent supervises (never returns), the child simulates."""
+    import signal
+
+    from vmctl.runtime import supervisor
+
+    log, null = supervisor.setup(instance_dir, lock_fd, detach=True)
+    child = os.fork()
+    if child:
+        os._exit(supervisor.watch(instance_dir, child, [sys.executable, "-m", "vmctl.sim",
+                                                        instance_dir]))
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    os.close(log)
+    os.close(null)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 3 and args[0] == "--supervised" and args[1].isdigit():
+        _supervise(args[2], int(args[1]))
+        args = args[2:]
     if len(args) != 1 or args[0].startswith("-"):
-        return _fail("usage: python -m vmctl.sim INSTANCE_DIR", 2)
+        return _fail("usage: python -m vmctl.sim [--supervised LOCK_FD] INSTANCE_DIR", 2)
     instance_dir = args[0]
     try:
         with open(os.path.join(instance_dir, "instance.json"), encoding="utf-8") as f:
@@ -76,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from vmctl.sim.server import EventHub, SimServer
 
     try:
-        machine = _load_machine(instance_dir)
-        contributions = _contributions(machine)
+        machine, contributions = _load(instance_dir)
         hub = EventHub()
         sim = build_simulation(machine, contributions=contributions,
                                paused=bool(meta.get("paused")), sink=hub.emit,

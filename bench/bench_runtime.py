@@ -1,0 +1,187 @@
+"""Runtime benchmark: start-up to QMP-ready, QMP round trips, many clients.
+
+    .venv/bin/python bench/bench_runtime.py [--runs N] [--no-qemu]
+
+Prints medians and same-run ratios:
+
+1. ``vmctl run`` (sim) to QMP-ready — the launch itself (validated machine in hand:
+   spawn, supervisor, simulator start, greeting; target ≤ 150 ms) and the whole CLI
+   process for reference (adds Python, typer, plugin loading and validation).
+2. ``--backend qemu`` launch vs bare QEMU started by hand to its QMP greeting, same argv
+   (target: launch ≤ bare + 50 ms).
+3. ``query-status`` round trip through ``qemu.qmp``, sim vs real QEMU (target ≤ 1.0×).
+4. 50 concurrent QMP clients on one simulator, each 20 commands: all served, no error.
+
+State lives in a temporary folder; every instance is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+P9 = ROOT / "machines" / "p9-dual.toml"
+
+
+def median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def launch_times(machine, pm, backend: str, runs: int) -> list[float]:
+    from vmctl.runtime.control import stop
+    from vmctl.runtime.launch import Launch
+
+    out = []
+    for i in range(runs):
+        name = f"bench-{backend}-{i}"
+        t0 = time.perf_counter()
+        Launch(machine, pm, backend=backend, name=name, paused=True).start()
+        out.append(time.perf_counter() - t0)
+        stop(name, force=True)
+    return out
+
+
+def cli_times(runs: int) -> list[float]:
+    from vmctl.runtime.control import stop
+
+    shim = ("import sys; from vmctl.cli import main as M; "
+            "M.COMMAND_MODULES = tuple(dict.fromkeys(M.COMMAND_MODULES + ('run',))); "
+            "M.main(sys.argv[1:])")
+    out = []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", shim, "run", str(P9), "--name", f"cli-{i}"],
+                       check=True, capture_output=True, cwd=ROOT)
+        out.append(time.perf_counter() - t0)
+        stop(f"cli-{i}", force=True)
+    return out
+
+
+def bare_qemu_times(argv: list[str], runs: int, folder: Path) -> list[float]:
+    from vmctl.runtime.launch import try_greet
+
+    out = []
+    for i in range(runs):
+        sock = folder / f"bare{i}.sock"
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([*argv, "-qmp", f"unix:{sock},server=on,wait=off",
+                                 "-display", "none", "-S"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while try_greet(str(sock), 0.25) is None:
+            time.sleep(0.002)
+        out.append(time.perf_counter() - t0)
+        proc.kill()
+        proc.wait()
+    return out
+
+
+async def round_trips(sock: str, n: int) -> list[float]:
+    from qemu.qmp import QMPClient
+
+    q = QMPClient("bench")
+    await q.connect(sock)
+    for _ in range(20):
+        await q.execute("query-status")
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await q.execute("query-status")
+        out.append(time.perf_counter() - t0)
+    await q.disconnect()
+    return out
+
+
+async def many_clients(sock: str, clients: int, each: int) -> tuple[int, int, float]:
+    from qemu.qmp import QMPClient
+
+    async def one(i: int) -> int:
+        q = QMPClient(f"c{i}")
+        await q.connect(sock)
+        ok = 0
+        for _ in range(each):
+            if (await q.execute("query-status"))["status"]:
+                ok += 1
+        await q.disconnect()
+        return ok
+
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(clients)), return_exceptions=True)
+    errors = sum(isinstance(r, BaseException) for r in results)
+    served = sum(r for r in results if isinstance(r, int))
+    return served, errors, time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--no-qemu", action="store_true")
+    opts = ap.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="vb-", dir="/tmp"))
+    os.environ["VMCTL_STATE_DIR"] = str(folder / "state")
+    os.environ["VMCTL_CACHE_DIR"] = str(folder / "cache")
+    from vmctl.config import load_machine
+    from vmctl.plugins import get_plugin_manager
+    from vmctl.qemu.argv import build_argv
+    from vmctl.runtime.control import stop
+    from vmctl.runtime.launch import Launch
+
+    pm = get_plugin_manager()
+    machine = load_machine(P9, pm)
+    qemu = not opts.no_qemu and shutil.which("qemu-system-ppc64") is not None
+    try:
+        launch = launch_times(machine, pm, "sim", opts.runs)
+        cli = cli_times(max(5, opts.runs // 3))
+        print(f"1. sim launch to QMP-ready: median {median_ms(launch):.1f} ms "
+              f"(target <= 150 ms: {'ok' if median_ms(launch) <= 150 else 'MISSED'}); "
+              f"whole 'vmctl run' process: median {median_ms(cli):.1f} ms")
+        sim = Launch(machine, pm, name="bench-rt").start()
+        rt_sim = asyncio.run(round_trips(sim.socket, 500))
+        served, errors, secs = asyncio.run(many_clients(sim.socket, 50, 20))
+        if qemu:
+            from vmctl.qemu.process import managed_args
+
+            base = managed_args(build_argv(machine, pm).args, socket=folder / "unused.sock",
+                                log=folder / "bare.log", paused=True)
+            bare_argv = base[:base.index("-qmp")]
+            bare_argv[0] = shutil.which(bare_argv[0]) or bare_argv[0]
+            qlaunch = launch_times(machine, pm, "qemu", opts.runs)
+            bare = bare_qemu_times(bare_argv, opts.runs, folder)
+            diff = median_ms(qlaunch) - median_ms(bare)
+            print(f"2. qemu launch to QMP-ready: median {median_ms(qlaunch):.1f} ms; bare QEMU "
+                  f"to greeting: {median_ms(bare):.1f} ms; overhead {diff:+.1f} ms "
+                  f"(target <= +50 ms: {'ok' if diff <= 50 else 'MISSED'})")
+            real = Launch(machine, pm, backend="qemu", name="bench-rtq", paused=True).start()
+            rt_qemu = asyncio.run(round_trips(real.socket, 500))
+            ratio = median_ms(rt_sim) / median_ms(rt_qemu)
+            print(f"3. query-status round trip via qemu.qmp: sim {median_ms(rt_sim) * 1000:.0f} us, "
+                  f"QEMU {median_ms(rt_qemu) * 1000:.0f} us, ratio {ratio:.2f}x "
+                  f"(target <= 1.0x: {'ok' if ratio <= 1.0 else 'MISSED'})")
+            stop("bench-rtq", force=True)
+        else:
+            print(f"2. skipped (no QEMU); 3. sim round trip {median_ms(rt_sim) * 1000:.0f} us")
+        print(f"4. 50 concurrent clients x 20 query-status: {served}/1000 served, {errors} "
+              f"errors, {secs * 1000:.0f} ms total")
+        stop("bench-rt", force=True)
+    finally:
+        from vmctl.runtime.inspect import inspect
+        from vmctl.runtime.instance import list_instances
+
+        for inst in list_instances(folder / "state"):
+            if inspect(inst).state.alive:
+                stop(inst.name, force=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
