@@ -1,0 +1,200 @@
+"""Base class for a plugin's panel in ``vmctl monitor`` — read this to write one.
+
+A panel shows one plugin's live device state.  vmctl polls the instance (at 4 Hz in
+``monitor``), runs the plugin's :class:`~vmctl.types.LiveProbe` and hands the parsed dict
+to the panel's :meth:`Panel.update_state`.  The panel never talks QMP itself, never
+sleeps and never sees a socket: it turns a dict into widgets.
+
+Three steps
+-----------
+
+1. Write the widget, in a module only the TUI imports (Textual is heavy)::
+
+    # my_plugin/panel.py
+    from textual.app import ComposeResult
+    from textual.widgets import Static
+
+    from vmctl.tui.panel import Panel, RateChart
+
+
+    class RngPanel(Panel):
+        # virtio-rng: bytes served to the guest, and how fast.
+
+        def compose(self) -> ComposeResult:
+            yield Static(id="rng-total")
+            yield RateChart("bytes/s", id="rng-rate")
+
+        def update_state(self, state: dict) -> None:
+            served = int(state.get("bytes", 0))            # tolerate missing keys
+            rate = self.rate("bytes", served)              # per second, None at first
+            self.query_one("#rng-total", Static).update(f"served {served} bytes")
+            self.query_one("#rng-rate", RateChart).show(self.history("bytes"), rate)
+
+2. Declare it (the import string is resolved only by the TUI)::
+
+    # my_plugin/plugin.py
+    from vmctl import hookimpl
+    from vmctl.types import PanelSpec
+
+    @hookimpl
+    def vmctl_tui_panels(machine):
+        if not machine.devices_of("virtio-rng"):
+            return None
+        return [PanelSpec("Entropy", "my_plugin.panel:RngPanel",
+                          headline=lambda s: f"{s.get('bytes', 0)} B")]
+
+3. Give it state: on the simulator your ``SimDevice.state()`` is read for you
+   (``__org.vmctl_query-device``); for QEMU return a ``LiveProbe`` from
+   ``vmctl_live_probe`` (e.g. ``human-monitor-command`` and a parser).
+
+What the host does for you
+--------------------------
+
+* the border and its title (``PanelSpec.title``); focus with ``f``/``tab``;
+* :attr:`sampled_at` (monotonic seconds of the poll) before each ``update_state``, and
+  :meth:`rate`/:meth:`history` to turn rising counters into per-second rates (a counter
+  that drops, after a reset, restarts the rate instead of going negative);
+* when the machine stops answering, crashes or exits, the panel keeps its last content,
+  is dimmed and its subtitle says why (:meth:`set_stale`); ``update_state`` is not called;
+* an exception in ``update_state`` is caught and shown in the subtitle, so a panel bug
+  never takes the monitor down.  Keep ``update_state`` fast (no I/O): it runs in the UI.
+
+Any Textual widget class with ``update_state(state: dict) -> None`` works as a factory;
+subclassing :class:`Panel` adds the above.  The class is created with no arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Label, Sparkline, Static
+
+from vmctl.tui.snapshot import RateMeter, format_rate
+
+
+class Panel(Widget, can_focus=True):
+    """A bordered, focusable box for one plugin's live state (see the module docstring)."""
+
+    DEFAULT_CSS = """
+    Panel {
+        height: auto;
+        min-height: 4;
+        border: round $secondary;
+        border-title-color: $text;
+        border-subtitle-color: $warning;
+        padding: 0 1;
+    }
+    Panel:focus, Panel:focus-within { border: round $accent; }
+    Panel.-stale { opacity: 0.6; }
+    Panel > .panel--fallback { height: auto; }
+    """
+
+    #: How many past rates :meth:`history` keeps (60 polls = 15 s at 4 Hz).
+    HISTORY = 60
+
+    def __init__(self, *, title: str = "", name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        if title:
+            self.border_title = title
+        #: Monotonic time (seconds) of the poll being shown; set before ``update_state``.
+        self.sampled_at: float = 0.0
+        #: ``"sim"`` or ``"qemu"``: some state exists only on one backend.
+        self.backend: str = ""
+        #: Seconds the instance has been up at that poll, when known.
+        self.uptime: float | None = None
+        self.rates = RateMeter(self.HISTORY)
+        self.stale_reason = ""
+
+    def compose(self) -> ComposeResult:
+        """Default content: the state as ``key: value`` lines.  Override it."""
+        yield Static("waiting for the first poll…", classes="panel--fallback")
+
+    # -- the one method a plugin must provide ------------------------------------------
+    def update_state(self, state: Mapping[str, Any]) -> None:
+        """Show ``state`` (the plugin's ``LiveProbe.parse`` result).  Override it.
+
+        The default prints top-level keys, which is enough to see a new plugin's data.
+        """
+        lines = [f"{key}: {value}" for key, value in state.items()]
+        self.query_one(".panel--fallback", Static).update("\n".join(lines) or "(empty)")
+
+    # -- helpers for subclasses --------------------------------------------------------
+    def rate(self, key: str, counter: float) -> float | None:
+        """Per-second rate of the rising ``counter`` since the previous poll (None at first)."""
+        return self.rates.update(key, counter, self.sampled_at)
+
+    def history(self, key: str) -> list[float]:
+        """Past rates of ``key``, oldest first: feed them to a :class:`RateChart`."""
+        return self.rates.history(key)
+
+    # -- called by the host ------------------------------------------------------------
+    def set_stale(self, reason: str) -> None:
+        """Dim the panel and say why its content is old (the host calls this)."""
+        self.stale_reason = reason
+        self.border_subtitle = reason
+        self.add_class("-stale")
+
+    def set_fresh(self) -> None:
+        """Undo :meth:`set_stale` (the host calls this before ``update_state``)."""
+        if self.stale_reason:
+            self.stale_reason = ""
+            self.border_subtitle = ""
+            self.remove_class("-stale")
+
+
+class RateChart(Widget):
+    """``label  ▁▂▅▇▆▃  1.2k/s``: a rate's recent history as a sparkline, and its value."""
+
+    DEFAULT_CSS = """
+    RateChart { height: 1; layout: horizontal; }
+    RateChart > .rate--label { width: auto; padding-right: 1; }
+    RateChart > Sparkline { width: 1fr; height: 1; }
+    RateChart > .rate--value { width: 10; text-align: right; }
+    """
+
+    def __init__(self, label: str, *, unit: str = "/s", id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.label = label
+        self.unit = unit
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.label, classes="rate--label")
+        yield Sparkline([], summary_function=max)
+        yield Label("—", classes="rate--value")
+
+    def show(self, history: Sequence[float], current: float | None = None) -> None:
+        """Draw ``history`` (oldest first) and print ``current`` (default: the last one)."""
+        value = current if current is not None else (history[-1] if history else None)
+        self.query_one(Sparkline).data = list(history)
+        self.query_one(".rate--value", Label).update(format_rate(value, self.unit))
+
+
+class KeyValue(Horizontal):
+    """A ``label: value`` line whose value is updated in place: ``kv.set("xive")``."""
+
+    DEFAULT_CSS = """
+    KeyValue { height: 1; }
+    KeyValue > .kv--key { width: auto; color: $text-muted; padding-right: 1; }
+    KeyValue > .kv--value { width: 1fr; }
+    """
+
+    def __init__(self, key: str, value: str = "—", *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.key = key
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"{self.key}:", classes="kv--key")
+        yield Label(self.value, classes="kv--value")
+
+    def set(self, value: str) -> None:
+        """Show ``value`` (markup allowed: ``"[b]xive[/b]"``)."""
+        if value != self.value:
+            self.value = value
+            self.query_one(".kv--value", Label).update(value)

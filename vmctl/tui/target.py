@@ -1,0 +1,127 @@
+"""An instance folder turned into what the TUI polls and shows: a :class:`Target`.
+
+For each instance vmctl reads the resolved machine (``machine.json``) and asks the
+plugins once:
+
+* ``vmctl_live_probe(machine, backend)`` — the QMP commands that read each plugin's live
+  state and the pure ``parse`` that turns their answers into a dict;
+* ``vmctl_tui_panels(machine)`` — the panels ``monitor`` shows and the headlines ``top``
+  shows.
+
+A plugin with a panel but no probe still gets state on the simulator: its device answers
+``__org.vmctl_query-device {"plugin": NAME}`` (see :func:`default_probe`).  On QEMU such a
+panel shows "no live probe".  Nothing here imports Textual or opens a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vmctl.errors import VmctlError
+from vmctl.runtime.instance import Instance, list_instances, read_json
+from vmctl.types import LiveProbe, PanelSpec
+
+#: Hooks' answers: the plugin manager is passed in, never built here.
+PluginManager = Any
+
+
+@dataclass
+class Target:
+    """One instance as the TUI sees it before connecting."""
+
+    instance: Instance
+    backend: str
+    socket: Path
+    machine: Any = None
+    cpus: int | None = None
+    panels: list[PanelSpec] = field(default_factory=list)
+    probes: dict[str, LiveProbe] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.instance.name
+
+    def headlines(self, states: dict[str, Any]) -> dict[str, str]:
+        """``{plugin: headline}`` for ``vmctl top`` from ``{plugin: PluginState}``.
+
+        A headline function that raises, or a plugin without state, gives ``"?"``/``"—"``
+        rather than taking the table down.
+        """
+        out: dict[str, str] = {}
+        for spec in self.panels:
+            if spec.headline is None:
+                continue
+            ps = states.get(spec.plugin)
+            if ps is None or ps.state is None:
+                out[spec.plugin] = "—" if ps is None or not ps.error else "error"
+                continue
+            out[spec.plugin] = safe_headline(spec.headline, dict(ps.state))
+        return out
+
+
+def safe_headline(fn: Callable[[dict[str, Any]], str], state: dict[str, Any]) -> str:
+    """``fn(state)`` as text; ``"?"`` when the plugin's function fails."""
+    try:
+        return str(fn(state))
+    except Exception:  # noqa: BLE001 - a plugin bug shows as "?" in one cell
+        return "?"
+
+
+def default_probe(plugin: str) -> LiveProbe:
+    """The simulator's generic probe: the plugin's ``SimDevice.state()``."""
+    return LiveProbe(commands=(("__org.vmctl_query-device", {"plugin": plugin}),),
+                     parse=lambda results: dict(results[0]) if isinstance(results[0], dict)
+                     else {"value": results[0]}, plugin=plugin)
+
+
+def load_target(instance: Instance, pm: PluginManager | None) -> Target:
+    """Read ``instance``'s files and ask the plugins for probes and panels.
+
+    Never raises for a damaged folder: what could not be read is left out and noted.
+    """
+    meta = instance.meta() or {}
+    target = Target(instance, backend=str(meta.get("backend") or "sim"),
+                    socket=instance.socket())
+    data = read_json(instance.machine_path)
+    if data is None:
+        target.notes.append(f"{instance.machine_path} is missing or unreadable: no plugin panels")
+        return target
+    try:
+        from vmctl.config.machine import Machine
+
+        machine = Machine.from_json(data)
+        target.machine = machine
+        target.cpus = int(machine.get("machine.cpus") or 0) or None
+    except (KeyError, TypeError, ValueError) as exc:
+        target.notes.append(f"cannot read {instance.machine_path}: {exc}")
+        return target
+    if pm is None:
+        return target
+    from vmctl.plugins import call, call_flat
+
+    for spec in call_flat(pm, "vmctl_tui_panels", machine=target.machine):
+        if isinstance(spec, PanelSpec):
+            target.panels.append(spec)
+    for plugin, probe in call(pm, "vmctl_live_probe", machine=target.machine,
+                              backend=target.backend):
+        if isinstance(probe, LiveProbe):
+            target.probes[plugin] = probe
+    if target.backend == "sim":
+        for spec in target.panels:
+            target.probes.setdefault(spec.plugin, default_probe(spec.plugin))
+    return target
+
+
+def find_instance(state: Path, name: str) -> Instance:
+    """The instance folder ``name``; a VmctlError listing the known ones otherwise."""
+    instance = Instance(state, name)
+    if instance.exists():
+        return instance
+    known = [i.name for i in list_instances(state)]
+    hint = (f"instances: {', '.join(known)}" if known
+            else "start one with: vmctl run machines/p9-dual.toml")
+    raise VmctlError(f"no instance named {name!r} in {state}", hint=hint)

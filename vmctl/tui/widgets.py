@@ -1,0 +1,243 @@
+"""The monitor's building blocks: header, vCPU table, event log, QMP console, panel host.
+
+Each widget renders from a :class:`~vmctl.tui.snapshot.Snapshot` or an event dict and
+keeps no connection of its own; the screens wire them to a feed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.markup import escape
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import DataTable, Input, RichLog, Static
+
+from vmctl.tui.panel import Panel
+from vmctl.tui.qmpline import ConsoleSyntaxError, parse_line
+from vmctl.tui.snapshot import Link, PluginState, Snapshot, format_duration
+from vmctl.types import PanelSpec
+
+#: Colours of run states and link states, as Rich styles.
+STATUS_STYLE = {
+    "running": "bold green", "paused": "bold yellow", "prelaunch": "bold yellow",
+    "suspended": "bold yellow", "inmigrate": "yellow", "postmigrate": "yellow",
+    "shutdown": "bold red", "guest-panicked": "bold red", "internal-error": "bold red",
+    "connecting": "cyan", "lost": "bold magenta", "crashed": "bold white on red",
+    "exited": "bold", "gone": "dim",
+}
+
+
+def status_text(status: str) -> Text:
+    """``status`` coloured by :data:`STATUS_STYLE`."""
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+class InfoHeader(Static):
+    """Name, backend, run state, uptime, QMP socket; the reason when not live."""
+
+    DEFAULT_CSS = """
+    InfoHeader { height: auto; padding: 0 1; background: $boost; }
+    """
+
+    def show(self, snap: Snapshot) -> None:
+        line = Text.assemble((snap.name, "bold"), "  ", (snap.backend, "italic"), "  ",
+                             status_text(snap.status), "  up ",
+                             format_duration(snap.uptime))
+        sim = snap.sim or {}
+        if snap.link is Link.LIVE and sim:
+            line.append(f"  phase {sim.get('phase', '?')} · clock "
+                        f"{float(sim.get('clock', 0.0)):.1f}s", style="dim")
+        out = Text("\n").join([line, Text(f"QMP {snap.socket}", style="dim")])
+        if snap.reason:
+            out.append("\n")
+            out.append(snap.reason, style=STATUS_STYLE.get(snap.link.value, "yellow"))
+        self.update(out)
+
+
+class VcpuTable(DataTable):
+    """One row per vCPU: index, host thread, core, state, load (simulator)."""
+
+    DEFAULT_CSS = """
+    VcpuTable { height: auto; max-height: 12; }
+    """
+
+    COLUMNS = (("cpu", "CPU"), ("thread", "thread"), ("core", "core"), ("state", "state"),
+               ("load", "load"))
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.border_title = "vCPUs"
+
+    def on_mount(self) -> None:
+        for key, label in self.COLUMNS:
+            self.add_column(label, key=key)
+
+    def show(self, snap: Snapshot) -> None:
+        wanted = {str(v.index): v for v in snap.vcpus}
+        for key in [k.value for k in self.rows if k.value not in wanted]:
+            self.remove_row(key)
+        for key, vcpu in wanted.items():
+            load = "—" if vcpu.load is None else f"{vcpu.load * 100:5.1f}%"
+            cells = [str(vcpu.index), _opt(vcpu.thread_id), _opt(vcpu.core),
+                     vcpu.state or "—", load]
+            if key in self.rows:
+                for (col, _label), value in zip(self.COLUMNS, cells):
+                    if self.get_cell(key, col) != value:
+                        self.update_cell(key, col, value)
+            else:
+                self.add_row(*cells, key=key)
+
+
+def _opt(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+class EventLog(RichLog):
+    """QMP events as they come: ``12:04:05.120 STOP``, data as compact JSON."""
+
+    DEFAULT_CSS = """
+    EventLog { border: round $secondary; height: 1fr; }
+    EventLog:focus { border: round $accent; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_lines=500, wrap=True, markup=False, **kwargs)
+        self.border_title = "QMP events"
+        self.count = 0
+
+    def add(self, event: dict[str, Any]) -> None:
+        """Append one event message (``{"event", "data", "timestamp"}``)."""
+        self.count += 1
+        ts = event.get("timestamp") or {}
+        seconds = float(ts.get("seconds", 0)) + float(ts.get("microseconds", 0)) / 1e6
+        stamp = time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}"
+        line = Text.assemble((stamp, "dim"), " ", (str(event.get("event", "?")), "bold"))
+        if event.get("data"):
+            line.append(" " + json.dumps(event["data"], separators=(",", ":")))
+        self.write(line)
+
+    def note(self, text: str, style: str = "italic") -> None:
+        """A line that is not an event (connection changes)."""
+        self.write(Text(text, style=style))
+
+
+class ConsolePane(Vertical):
+    """A QMP prompt: type JSON or ``name arg=value``, read the reply below."""
+
+    DEFAULT_CSS = """
+    ConsolePane { height: 12; border: round $secondary; }
+    ConsolePane:focus-within { border: round $accent; }
+    ConsolePane > Input { dock: top; }
+    ConsolePane > RichLog { height: 1fr; }
+    """
+
+    class Request(Message):
+        """The user entered a well-formed command."""
+
+        def __init__(self, command: str, arguments: dict[str, Any]) -> None:
+            super().__init__()
+            self.command = command
+            self.arguments = arguments
+
+    def compose(self) -> ComposeResult:
+        self.border_title = "QMP console"
+        yield Input(placeholder="query-status · hmp info pic · name arg=value · {\"execute\": …}",
+                    id="console-input")
+        yield RichLog(max_lines=400, wrap=True, markup=False, id="console-output")
+
+    @property
+    def output(self) -> RichLog:
+        return self.query_one("#console-output", RichLog)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        line = event.value
+        if not line.strip():
+            return
+        event.input.value = ""
+        self.output.write(Text(f"> {line}", style="bold"))
+        try:
+            command, arguments = parse_line(line)
+        except ConsoleSyntaxError as exc:
+            self.output.write(Text(f"error: {exc}", style="red"))
+            return
+        self.post_message(self.Request(command, arguments))
+
+    def reply(self, text: str, error: bool = False) -> None:
+        self.output.write(Text(text, style="red" if error else ""))
+
+
+# -- panels -----------------------------------------------------------------------------
+class BrokenPanel(Panel):
+    """Stands in for a panel whose class could not be imported or created."""
+
+    def __init__(self, spec: PanelSpec, error: str) -> None:
+        super().__init__(title=spec.title or spec.plugin)
+        self.error = error
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"panel {self.error}", style="red"), classes="panel--fallback")
+
+    def update_state(self, state: Any) -> None:
+        """Nothing to show: the panel itself is broken."""
+
+
+def build_panel(spec: PanelSpec, backend: str) -> Widget:
+    """Import ``spec.factory`` and create the panel; a :class:`BrokenPanel` on failure."""
+    mod_name, _, attr = spec.factory.partition(":")
+    try:
+        cls = getattr(importlib.import_module(mod_name), attr)
+        widget = cls()
+    except Exception as exc:  # noqa: BLE001 - a plugin's import error shows in its box
+        widget = BrokenPanel(spec, f"{spec.factory} failed to load: {type(exc).__name__}: {exc}")
+    if not isinstance(widget, Widget) or not callable(getattr(widget, "update_state", None)):
+        widget = BrokenPanel(spec, f"{spec.factory} is not a widget with update_state()")
+    if not widget.border_title:
+        widget.border_title = spec.title or spec.plugin
+    if isinstance(widget, Panel):
+        widget.backend = backend
+    widget.add_class("plugin-panel")
+    widget.can_focus = True
+    return widget
+
+
+def deliver(panel: Widget, ps: PluginState | None, snap: Snapshot,
+            log: Callable[[str], None] = lambda text: None) -> None:
+    """Hand ``ps`` to ``panel`` with its poll time, or mark it stale and say why."""
+    is_panel = isinstance(panel, Panel)
+    if is_panel:
+        panel.sampled_at, panel.uptime = snap.sampled_at, snap.uptime
+    reason = ""
+    if snap.link is not Link.LIVE:
+        reason = f"{snap.status}: last state shown"
+    elif ps is None:
+        reason = "no live probe for this backend"
+    elif ps.error:
+        reason = ps.error
+    if reason:
+        _stale(panel, reason)
+        return
+    assert ps is not None and ps.state is not None
+    if is_panel:
+        panel.set_fresh()
+    try:
+        panel.update_state(dict(ps.state))  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - a panel bug must not end the monitor
+        message = f"panel error: {type(exc).__name__}: {exc}"
+        _stale(panel, message)
+        log(f"{panel.border_title}: {message}")
+
+
+def _stale(panel: Widget, reason: str) -> None:
+    if isinstance(panel, Panel):
+        panel.set_stale(reason)
+    else:
+        panel.border_subtitle = escape(reason)
