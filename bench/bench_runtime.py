@@ -54,13 +54,16 @@ def launch_times(machine, pm, backend: str, runs: int) -> list[float]:
 def cli_times(runs: int) -> list[float]:
     from vmctl.runtime.control import stop
 
+    from vmctl.cli import main as M
+
     shim = ("import sys; from vmctl.cli import main as M; "
             "M.COMMAND_MODULES = tuple(dict.fromkeys(M.COMMAND_MODULES + ('run',))); "
             "M.main(sys.argv[1:])")
+    head = ["-m", "vmctl"] if "run" in M.COMMAND_MODULES else ["-c", shim]
     out = []
     for i in range(runs):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", shim, "run", str(P9), "--name", f"cli-{i}"],
+        subprocess.run([sys.executable, *head, "run", str(P9), "--name", f"cli-{i}"],
                        check=True, capture_output=True, cwd=ROOT)
         out.append(time.perf_counter() - t0)
         stop(f"cli-{i}", force=True)

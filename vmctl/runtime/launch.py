@@ -217,7 +217,7 @@ class Launch:
             if greeting is not None:
                 return greeting
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.02)
+            delay = min(delay * 1.5, 0.005)
 
     def start(self, foreground: bool = False, timeout: float | None = None) -> Started:
         """Run steps 2-6; on failure nothing of this run is left behind."""

@@ -25,7 +25,6 @@ it runs :func:`setup`, forks, and the parent runs :func:`watch` — one Python s
 fewer on the way to the QMP greeting.
 """
 
-import json
 import os
 import signal
 import sys
@@ -35,6 +34,8 @@ _child = 0
 
 
 def _write_json(folder: str, name: str, data: dict) -> None:
+    import json  # not before the backend is spawned: every millisecond is start-up time
+
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f)
