@@ -60,11 +60,11 @@ class ApfCounters:
 
     @property
     def events(self) -> int:
-        """Page-fault events, one per KVM tracepoint a trace would show.
+        """Page-fault events, modelled on KVM's async PF tracepoints.
 
-        ``kvm_try_async_get_page`` (every fault), ``kvm_async_pf_not_present``,
-        ``kvm_async_pf_completed`` and ``kvm_async_pf_ready`` (wake-alls included): four for
-        an async fault, one for a synchronous one.
+        The fault itself (async or synchronous), and for an async one also its
+        ``kvm_async_pf_not_present``, ``kvm_async_pf_completed`` and ``kvm_async_pf_ready``
+        (wake-alls included): four for an async fault, one for a synchronous one.
         """
         return (self.faults + self.async_faults + self.completions + self.ready_events
                 + self.wake_alls)

@@ -37,7 +37,7 @@ from .host import HostApf
 from .protocol import (
     ASYNC_PF_DELIVERY_AS_INT, ASYNC_PF_ENABLED, ASYNC_PF_SEND_ALWAYS, HYPERVISOR_CALLBACK_VECTOR,
     KVM_FEATURE_ASYNC_PF, KVM_FEATURE_ASYNC_PF_INT, MSR_KVM_ASYNC_PF_EN,
-    MSR_KVM_ASYNC_PF_INT, SMCCC_KVM_RFC_APF, Arch,
+    MSR_KVM_ASYNC_PF_INT, SMCCC_KVM_RFC_APF, Arch, FaultContext,
 )
 from .workload import FaultStream
 
@@ -65,6 +65,7 @@ _RUNNING, _IDLE, _SYNC, _HALTED = (VcpuState.RUNNING, VcpuState.IDLE, VcpuState.
 _T_RUNNABLE, _T_RUNNING, _T_WAIT, _T_HALTED, _T_SYNC, _T_EXITED = TaskState
 _EV_TIMER, _EV_PAGE, _EV_SYNC = 0, 1, 2
 _heappush = heapq.heappush
+_USER = FaultContext.USER
 _B_WORK, _B_SYNC, _B_HALTED, _B_IDLE, _B_IDLE_WAIT, _B_OVERHEAD = range(6)
 
 
@@ -228,7 +229,8 @@ class AsyncPfModel:
         v.debt = 0
         v.epoch += 1
         end = start + self._slice
-        self._push(fault_at if fault_at < end else end, _EV_TIMER, v.idx, v.epoch)
+        _heappush(self._heap, (fault_at if fault_at < end else end, next(self._seq), _EV_TIMER,
+                               v.idx, v.epoch))
         if self.guest.delayed_pending[v.idx]:     # arm64 RFC: return to user space
             self._wake_nodes(self.guest.delayed_scan(v.idx, task), t)
 
@@ -284,9 +286,10 @@ class AsyncPfModel:
             v.debt = 0
             self._push(t + task.lat, _EV_SYNC, v.idx, 0)
             return
-        self._push(t + task.lat, _EV_PAGE, v.idx, token)  # type: ignore[arg-type]
+        _heappush(self._heap, (t + task.lat, next(self._seq), _EV_PAGE, v.idx, token))
         guest = self.guest
-        halted = guest.must_halt(task.ctx)
+        ctx = task.ctx
+        halted = ctx is not _USER and guest.must_halt(ctx)
         cost = self._np_cost             # _overhead() inlined: RUNNING, accounted up to t
         v.times[_B_OVERHEAD] += cost
         v.mark = (v.mark if v.mark > t else t) + cost
