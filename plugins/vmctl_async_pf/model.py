@@ -317,13 +317,10 @@ class AsyncPfModel:
     def _on_sync_done(self, v: _Vcpu, t: int) -> None:
         self._account(v, t)
         task = v.current
-        self._refill(task)               # type: ignore[arg-type]
+        task.remaining, task.ctx, task.lat = task.stream.next()  # type: ignore[union-attr]
         self._start(v, task, t)          # type: ignore[arg-type]
         if v.host.done:                  # readies that completed during the stall
             self._deliver(v, t)
-
-    def _refill(self, task: Task) -> None:
-        task.remaining, task.ctx, task.lat = task.stream.next()
 
     # ------------------------------------------------------------------ page-ready
     def _on_page(self, v: _Vcpu, t: int, token: int) -> None:
@@ -373,7 +370,7 @@ class AsyncPfModel:
                 v.runq.append(task)
         elif state is _T_HALTED:
             self._account(v, t)
-            self._refill(task)
+            task.remaining, task.ctx, task.lat = task.stream.next()
             self._start(v, task, t)
         else:
             raise ModelError(errno.EINVAL, f"task {task.tid} woken while {state.value}")
