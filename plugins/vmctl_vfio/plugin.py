@@ -83,6 +83,23 @@ def vmctl_live_probe(machine, backend):
     return live_probe(machine, backend)
 
 
+def _headline(state):
+    from vmctl_vfio.panel import headline
+
+    return headline(state)
+
+
+@hookimpl
+def vmctl_tui_panels(machine):
+    from vmctl_vfio.devices import vfio_devices
+
+    if not any(d.address for d in vfio_devices(machine)):
+        return None
+    from vmctl.types import PanelSpec
+
+    return [PanelSpec("VFIO passthrough", "vmctl_vfio.panel:VfioPanel", headline=_headline)]
+
+
 @hookimpl
 def vmctl_complete(kind, incomplete, sysfs):
     if kind != "pci-address":
