@@ -19,6 +19,11 @@ Fixtures
     Points ``VMCTL_STATE_DIR``, ``VMCTL_CACHE_DIR`` and ``XDG_RUNTIME_DIR`` at ``tmp_path``.
 ``vmctl_pm``
     A fresh plugin manager with every installed plugin.
+``vmctl_cli``
+    ``vmctl_cli("validate", path)`` runs the real CLI in a subprocess (a CompletedProcess).
+``plugin_from_source``
+    ``plugin_from_source(project_dir)`` makes a plugin's checkout look pip-installed (a
+    ``.dist-info`` with its entry points on the path), for this test and its subprocesses.
 ``machine_from_toml``
     ``machine_from_toml(text, name="machine.toml", files={"base/x.toml": "…"})`` writes
     the TOML (and any extra files, e.g. includes) under ``tmp_path`` and returns the loaded
@@ -85,6 +90,71 @@ def machine_from_toml(tmp_path: Path, vmctl_pm) -> Callable[..., object]:
         return load_machine(path, vmctl_pm)
 
     return make
+
+
+@pytest.fixture
+def vmctl_cli(vmctl_isolated: Path) -> Callable[..., Any]:
+    """``vmctl_cli(*args, cwd=None)``: run the real ``vmctl`` in a subprocess, as a user would.
+
+    Returns the ``subprocess.CompletedProcess`` (text); state and caches are in ``tmp_path``.
+    """
+    import subprocess
+    import sys
+
+    def run(*args: str, cwd: Path | None = None, timeout: float = 60) -> Any:
+        return subprocess.run([sys.executable, "-m", "vmctl", *map(str, args)], capture_output=True,
+                              text=True, cwd=cwd, timeout=timeout, env=dict(os.environ))
+
+    return run
+
+
+# -- a plugin under development, as if installed ------------------------------------------
+def _dist_info(project: Path, into: Path) -> list[Path]:
+    """Write ``NAME-VERSION.dist-info`` for ``project``'s pyproject; the paths to import from."""
+    import tomllib
+
+    meta = tomllib.loads((project / "pyproject.toml").read_text())
+    proj = meta["project"]
+    name, version = proj["name"], proj.get("version", "0")
+    info = into / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    groups = proj.get("entry-points", {})
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n"
+        for group, eps in groups.items()))
+    where = meta.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {}).get("where")
+    return [into, *(project / w for w in (where or ["."]))]
+
+
+@pytest.fixture
+def plugin_from_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], bool]:
+    """``plugin_from_source(project_dir)``: make a plugin's checkout look pip-installed.
+
+    Reads ``project_dir/pyproject.toml`` and puts a ``.dist-info`` with its entry points,
+    and its package folder, on ``sys.path`` and ``PYTHONPATH`` (so ``vmctl`` subprocesses
+    and the simulator see it too).  Does nothing (returns False) when the distribution is
+    really installed.  Undone after the test.
+    """
+    from importlib import metadata
+
+    def install(project: Path) -> bool:
+        import tomllib
+
+        name = tomllib.loads((project / "pyproject.toml").read_text())["project"]["name"]
+        try:
+            metadata.distribution(name)
+            return False
+        except metadata.PackageNotFoundError:
+            pass
+        paths = _dist_info(project.resolve(), tmp_path / "site")
+        for p in reversed(paths):
+            monkeypatch.syspath_prepend(str(p))
+        old = os.environ.get("PYTHONPATH", "")
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([*map(str, paths), *filter(None, [old])]))
+        return True
+
+    return install
 
 
 # -- fake sysfs ---------------------------------------------------------------------------
