@@ -8,6 +8,7 @@ One command, deterministic and quick (under a second), writes:
 ``docs/reference/cli.md``      every command's real ``--help``, built-in plugin groups too
 ``docs/reference/hooks.md``    every hook's signature (``inspect.signature``) and docstring,
                                grouped by lifecycle phase, and the records hooks return
+``docs/reference/testing.md``  the ``vmctl.testing`` fixtures and helpers
 ``vmctl/complete/table.py``    the command table TAB completion reads
 ``completions/*``              the bash, zsh and fish scripts
 =============================  ===========================================================
@@ -45,12 +46,31 @@ def _rst_inline(text: str) -> str:
 
 
 def rst_to_md(doc: str) -> str:
-    """Docstring → Markdown: literal blocks (``::``) fenced, roles and double backquotes simplified."""
+    """Docstring → Markdown.
+
+    Literal blocks (``::``) become fenced code, section underlines headings, definition
+    lists (a term, then an indented paragraph) bullets; roles and double backquotes are
+    simplified.
+    """
     lines = inspect.cleandoc(doc).splitlines()
     out: list[str] = []
     i = 0
     while i < len(lines):
         line = lines[i]
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if line.strip() and nxt and set(nxt) <= set("-=~") and len(nxt) >= len(line.strip()):
+            out += [f"### {line.strip()}", ""]
+            i += 2
+            continue
+        if (line.strip() and not line.startswith(" ") and nxt.startswith("    ")
+                and not line.rstrip().endswith("::")):
+            body = []
+            i += 1
+            while i < len(lines) and lines[i].startswith("    "):
+                body.append(lines[i].strip())
+                i += 1
+            out.append(f"- {_rst_inline(line.strip())} — {_rst_inline(' '.join(body))}")
+            continue
         if line.rstrip().endswith("::"):
             intro = line.rstrip()[:-1].rstrip()
             if intro and not intro.endswith(":"):
@@ -162,8 +182,15 @@ def _page(lines: list[str]) -> str:
 def signature(fn: Callable[..., Any]) -> str:
     """``name(arg: Type, …) -> Return`` as written in the source (annotations unevaluated)."""
     sig = inspect.signature(fn)
-    params = ", ".join(f"{p.name}: {p.annotation}" if p.annotation is not p.empty else p.name
-                       for p in sig.parameters.values())
+    parts = []
+    for p in sig.parameters.values():
+        text = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
+        if p.annotation is not p.empty:
+            text += f": {p.annotation}"
+        if p.default is not p.empty:
+            text += f" = {p.default!r}" if p.annotation is not p.empty else f"={p.default!r}"
+        parts.append(text)
+    params = ", ".join(parts)
     ret = "" if sig.return_annotation is sig.empty else f" -> {sig.return_annotation}"
     return f"{fn.__name__}({params}){ret}"
 
@@ -230,6 +257,28 @@ def hook_reference() -> str:
     return _page(out)
 
 
+# -- the test kit -------------------------------------------------------------------------
+def _is_fixture(obj: Any) -> bool:
+    return "Fixture" in type(obj).__name__ or hasattr(obj, "_pytestfixturefunction")
+
+
+def testing_reference() -> str:
+    """``docs/reference/testing.md``: the ``vmctl.testing`` pytest plugin for plugin authors."""
+    from vmctl import testing
+
+    out = ["# `vmctl.testing` reference", "", NOTICE, "", rst_to_md(testing.__doc__ or ""),
+           "## Helper classes", ""]
+    for cls in (testing.FakeSysfs, testing.QmpSession, testing.SimInstance):
+        methods = [m for name, m in vars(cls).items()
+                   if callable(m) and (not name.startswith("_") or name == "__init__")]
+        out += [f"### `{cls.__name__}`", "", "```python", f"class {cls.__name__}:",
+                *(f"    def {signature(m)}" for m in methods), "```", "", rst_to_md(cls.__doc__ or "")]
+        out += [f"- `{m.__name__}`: {' '.join(rst_to_md(m.__doc__).split())}" for m in methods
+                if m.__doc__ and m.__name__ != "__init__"]
+        out.append("")
+    return _page(out)
+
+
 # -- CLI reference and completion ---------------------------------------------------------
 def cli_reference(tree: dict[str, Any]) -> str:
     """``docs/reference/cli.md``: each command's real ``--help``."""
@@ -265,6 +314,7 @@ def generate() -> dict[str, str]:
         "docs/reference/toml.md": toml_reference(),
         "docs/reference/cli.md": cli_reference(tree),
         "docs/reference/hooks.md": hook_reference(),
+        "docs/reference/testing.md": testing_reference(),
         "vmctl/complete/table.py": completion_table_source(tree),
     }
     for shell, name in FILENAMES.items():

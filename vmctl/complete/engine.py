@@ -31,16 +31,19 @@ class Request:
     dynamic kinds (``"machine"``, ``"instance"``, ``"host:apqn"``, …); empty for a word
     nothing completes.  ``incomplete`` is the text typed so far for the value, ``prefix``
     what precedes it in the same word (``"--format="``); candidates are ``prefix+value``.
-    ``used`` holds the options already on the line, ``options`` their values.
+    ``used`` holds the options already on the line, ``options`` their values, ``args`` the
+    command's arguments typed before this word (``vmctl qmp NAME`` → ``("NAME",)``).
 
     (A plain class, not a dataclass: ``dataclasses`` would cost a TAB 15 ms of imports.)
     """
 
-    __slots__ = ("complete", "incomplete", "node", "path", "prefix", "choices", "used", "options")
+    __slots__ = ("complete", "incomplete", "node", "path", "prefix", "choices", "used", "options",
+                 "args")
 
     def __init__(self, complete: str, incomplete: str, node: Node, path: tuple[str, ...] = (),
                  prefix: str = "", choices: tuple[str, ...] = (),
-                 used: frozenset[str] = frozenset(), options: dict[str, str] | None = None) -> None:
+                 used: frozenset[str] = frozenset(), options: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.complete = complete
         self.incomplete = incomplete
         self.node = node
@@ -49,6 +52,7 @@ class Request:
         self.choices = choices
         self.used = used
         self.options = options or {}
+        self.args = args
 
     def __repr__(self) -> str:
         return (f"Request({self.complete!r}, {self.incomplete!r}, path={self.path!r}, "
@@ -95,7 +99,7 @@ def parse(table: Node, words: Sequence[str], cword: int) -> Request:
     used: set[str] = set()
     values: dict[str, str] = {}
     pending: str | None = None
-    positional = 0
+    args: list[str] = []
     no_more_options = False
     for word in words[1:cword]:
         if pending is not None:
@@ -112,14 +116,16 @@ def parse(table: Node, words: Sequence[str], cword: int) -> Request:
                     pending = name
                 elif eq:
                     values[name] = value
-        elif positional == 0 and word in node["commands"]:
+        elif not args and word in node["commands"]:
             node = node["commands"][word]
             path.append(word)
             options = _options(node)
             used.clear()
         else:
-            positional += 1
-    common = {"node": node, "path": tuple(path), "used": frozenset(used), "options": values}
+            args.append(word)
+    positional = len(args)
+    common = {"node": node, "path": tuple(path), "used": frozenset(used), "options": values,
+              "args": tuple(args)}
     if pending is not None:
         opt = options[pending]
         return Request(opt["complete"], incomplete, choices=tuple(opt["choices"]), **common)

@@ -12,6 +12,8 @@ Dynamic kinds:
 ``plugin``          installed plugins (from :mod:`vmctl.complete.cache`)
 ``device-kind``     every plugin's ``[[device]] kind`` values
 ``export-format``   ``argv``, ``sh``, ``libvirt-xml`` and the plugins' formats
+``qmp-command``     the commands the instance named earlier on the line answers
+                    (``query-commands`` over its QMP socket, half a second at most)
 ``host:KIND``       the plugins' ``vmctl_complete(kind, incomplete, sysfs)`` answers, read
                     under ``--sysfs-root`` when the line has one (PCI addresses with their
                     IOMMU group, free APQNs, …)
@@ -21,6 +23,7 @@ Dynamic kinds:
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from collections import namedtuple
@@ -68,6 +71,26 @@ def instances() -> list[Item]:
         seen = inspect(inst, tail=1)
         out.append((inst.name, f"{seen.backend or '?'}, {seen.state.value}"))
     return out
+
+
+def qmp_commands(name: str, timeout: float = 0.5) -> list[Item]:
+    """Ask instance ``name`` for ``query-commands`` over a raw QMP socket (no QMP library)."""
+    import socket
+
+    from vmctl.paths import state_dir
+
+    with open(state_dir() / name / "instance.json", encoding="utf-8") as f:
+        path = json.load(f)["socket"]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        reader = sock.makefile("rb")
+        reader.readline()  # the greeting
+        for request in (b'{"execute": "qmp_capabilities"}\n', b'{"execute": "query-commands"}\n'):
+            sock.sendall(request)
+            while "event" in (reply := json.loads(reader.readline())):
+                pass
+    return sorted((c["name"], "") for c in reply.get("return", []))
 
 
 def _call_completer(ref: str, kind: str, incomplete: str, sysfs: object) -> Iterable[Item]:
@@ -125,6 +148,12 @@ def answer(req: Request) -> Answer:
         items = _facts("kinds")
     elif kind == "export-format":
         items = _facts("formats")
+    elif kind == "qmp-command":
+        try:
+            items = qmp_commands(req.args[0]) if req.args else []
+        except (OSError, ValueError, KeyError) as exc:  # not running, not answering: nothing
+            _debug("qmp-command", exc)
+            items = []
     elif kind.startswith("host:"):
         items = host_resources(kind[5:], req.incomplete, req.sysfs_root)
     else:
