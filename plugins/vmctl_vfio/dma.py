@@ -152,13 +152,13 @@ class DmaSpace:
         end = iova + size
         if end - 1 > U64_MAX or vaddr + size - 1 > U64_MAX:
             raise ModelError(self.wrap_errno, "MAP_DMA: iova/vaddr + size wraps")
-        starts = self._starts
+        starts, maps = self._starts, self._maps
         i = bisect_right(starts, iova)
         hit = None
-        if i > 0 and self._maps[i - 1].end > iova:
-            hit = self._maps[i - 1]
+        if i and maps[i - 1].end > iova:
+            hit = maps[i - 1]
         elif i < len(starts) and starts[i] < end:
-            hit = self._maps[i]
+            hit = maps[i]
         if set_vaddr:
             self._update_vaddr(hit, iova, size, vaddr)
             return
@@ -174,10 +174,8 @@ class DmaSpace:
         else:
             raise ModelError(errno.EINVAL, f"MAP_DMA: [{iova:#x}, {end:#x}) is outside the "
                                            "valid IOVA ranges")
-        charged = 0
-        if not self.iopf:
-            charged = self.process.pin(vaddr, size >> self.page_shift)
-        self._maps.insert(i, Mapping(iova, end, vaddr, prot, charged))
+        charged = 0 if self.iopf else self.process.pin(vaddr, size >> self.page_shift)
+        maps.insert(i, Mapping(iova, end, vaddr, prot, charged))
         starts.insert(i, iova)
         self.dma_avail -= 1
         self.locked_pages += charged
@@ -214,8 +212,18 @@ class DmaSpace:
             end = iova + size
             if end - 1 > U64_MAX:
                 raise ModelError(self.wrap_errno, "UNMAP_DMA: iova + size wraps")
-        i, j = self._overlapping(iova, end)
         maps = self._maps
+        if not invalidate:                         # fast path: exactly one whole mapping
+            k = bisect_left(self._starts, iova)
+            if k < len(maps):
+                m = maps[k]
+                if m.iova == iova and m.end == end and (k + 1 == len(maps)
+                                                        or maps[k + 1].iova >= end):
+                    self._release(m)
+                    del maps[k]
+                    del self._starts[k]
+                    return size
+        i, j = self._overlapping(iova, end)
         if self.v2 and not unmap_all and i < j:
             if maps[i].iova < iova:
                 raise ModelError(errno.EINVAL, f"UNMAP_DMA: would bisect mapping at "

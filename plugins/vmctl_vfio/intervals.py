@@ -21,12 +21,14 @@ class RunSet:
     ([(10, 25)], 15, True, False)
     """
 
-    __slots__ = ("_lo", "_hi", "_count")
+    __slots__ = ("_lo", "_hi", "_count", "version")
 
     def __init__(self) -> None:
         self._lo: list[int] = []
         self._hi: list[int] = []
         self._count = 0
+        #: Bumped by every change, so callers can cache a lookup safely.
+        self.version = 0
 
     def __len__(self) -> int:
         """Number of integers covered (pages, for the IOPF model)."""
@@ -59,6 +61,7 @@ class RunSet:
         """Cover ``[lo, hi)``; return how many integers were newly covered."""
         if hi <= lo:
             return 0
+        self.version += 1
         los, his = self._lo, self._hi
         i = bisect_left(his, lo)          # first run ending at or after lo (touching counts)
         j = bisect_right(los, hi)         # runs starting at or before hi
@@ -82,6 +85,7 @@ class RunSet:
         """Uncover ``[lo, hi)``; return how many integers were covered there."""
         if hi <= lo:
             return 0
+        self.version += 1
         los, his = self._lo, self._hi
         i = bisect_right(his, lo)         # first run ending after lo
         j = bisect_left(los, hi)          # runs starting before hi
@@ -114,6 +118,7 @@ class RunSet:
         return total
 
     def clear(self) -> int:
+        self.version += 1
         n = self._count
         self._lo.clear()
         self._hi.clear()

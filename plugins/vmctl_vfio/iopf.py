@@ -27,8 +27,6 @@ prefault, invalidations and pages invalidated; locked memory stays zero.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
-
 from vmctl.model import ModelError
 
 from vmctl_vfio import uapi as u
@@ -55,6 +53,9 @@ class IopfState:
         self.pages_prefaulted = 0
         self.invalidations = 0
         self.pages_invalidated = 0
+        #: (first page, end page, prot, resident.version) of the last resident stretch a
+        #: device hit inside one mapping: a cache for :func:`device_access`.
+        self.window: tuple[int, int, int, int] = (0, 0, 0, -1)
         self.process.register_notifier(self.invalidate)
 
     def release(self) -> None:
@@ -186,14 +187,19 @@ def detach_group_iopf(container: Container, group: Group) -> None:
 
 
 # -- the device side: DMA through the IOMMU --------------------------------------------------
-@dataclass
 class AccessResult:
     """What one device DMA of ``pages`` pages met: page requests raised, and whether the
     transfer was aborted (an INVALID response, or an unrecoverable translation fault)."""
 
-    pages: int
-    faults: int = 0
-    aborted: bool = False
+    __slots__ = ("pages", "faults", "aborted")
+
+    def __init__(self, pages: int, faults: int = 0, aborted: bool = False) -> None:
+        self.pages = pages
+        self.faults = faults
+        self.aborted = aborted
+
+    def __repr__(self) -> str:
+        return f"AccessResult(pages={self.pages}, faults={self.faults}, aborted={self.aborted})"
 
 
 def device_access(fd: DeviceFd, iova: int, size: int, write: bool = False) -> AccessResult:
@@ -223,8 +229,11 @@ def device_access(fd: DeviceFd, iova: int, size: int, write: bool = False) -> Ac
                 return result
             page = m.end >> shift
         return result
-    perm = u.IOMMU_FAULT_PERM_WRITE if write else u.IOMMU_FAULT_PERM_READ
     resident = dma.resident
+    lo, hi, prot, version = state.window             # last resident stretch seen
+    if version == resident.version and lo <= first and last <= hi and prot & need:
+        return result
+    perm = u.IOMMU_FAULT_PERM_WRITE if write else u.IOMMU_FAULT_PERM_READ
     page = first
     while page < last:
         run = resident.run_at(page)
@@ -232,7 +241,11 @@ def device_access(fd: DeviceFd, iova: int, size: int, write: bool = False) -> Ac
             m = dma.find(page << shift)
             if m is not None and m.prot & need:
                 end = m.end >> shift
-                page = run[1] if run[1] < end else end
+                start = m.iova >> shift
+                lo = run[0] if run[0] > start else start
+                hi = run[1] if run[1] < end else end
+                state.window = (lo, hi, m.prot, resident.version)
+                page = hi
                 continue
         result.faults += 1
         if state.handle(page << shift, perm) != u.IOMMU_PAGE_RESP_SUCCESS:

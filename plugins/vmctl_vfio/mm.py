@@ -108,12 +108,14 @@ class Process:
         """
         ps = self.page_size
         end = vaddr + npages * ps
+        starts, ends, kinds = self._starts, self._ends, self._kinds
+        i = bisect_right(starts, vaddr) - 1
+        if i >= 0 and ends[i] >= end:                # fast path: one VMA holds it all
+            return npages, (npages if kinds[i] is VmaKind.ANON else 0)
         pos = vaddr
         anon = 0
-        i = bisect_right(self._starts, vaddr) - 1
         if i < 0:
             i = 0
-        starts, ends, kinds = self._starts, self._ends, self._kinds
         while pos < end and i < len(starts):
             s, e = starts[i], ends[i]
             if e <= pos:
