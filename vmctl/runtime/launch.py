@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +33,7 @@ from vmctl.errors import VmctlError
 from vmctl.paths import state_dir
 from vmctl.runtime.inspect import describe_exit, inspect
 from vmctl.runtime.instance import Instance, check_name, ensure_state_dir
+from vmctl.runtime import supervisor
 from vmctl.runtime.lock import InstanceLock
 from vmctl.runtime.sockpath import choose_socket
 
@@ -73,27 +74,46 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def try_greet(path: str, timeout: float) -> dict[str, Any] | None:
-    """Connect to ``path`` and read QMP's greeting; None if nobody answers yet."""
+_READY_PROBE = (b'{"execute": "qmp_capabilities"}\n'
+                b'{"execute": "query-status", "id": "vmctl-ready"}\n')
+
+
+def try_ready(path: str, timeout: float) -> dict[str, Any] | None:
+    """The QMP greeting once the backend answers a command; None if not ready yet.
+
+    The greeting alone is not enough: QEMU's monitor thread greets before the machine
+    is built, and a QEMU that then fails (bad memory size, missing firmware) would look
+    ready.  A ``query-status`` reply comes from the main loop, after machine set-up.
+    """
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
+    greeting: dict[str, Any] | None = None
     try:
         s.connect(path)
         buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(4096)
-            if not chunk:
+        while True:
+            while b"\n" not in buf:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                buf += chunk
+            line, buf = buf.split(b"\n", 1)
+            try:
+                msg = json.loads(line)
+            except ValueError:
                 return None
-            buf += chunk
-    except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, TimeoutError):
+            if greeting is None:
+                if not (isinstance(msg, dict) and "QMP" in msg):
+                    return None
+                greeting = msg
+                s.sendall(_READY_PROBE)
+            elif isinstance(msg, dict) and msg.get("id") == "vmctl-ready":
+                return greeting if "return" in msg else None
+    except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, BrokenPipeError,
+            TimeoutError):
         return None
     finally:
         s.close()
-    try:
-        msg = json.loads(buf.split(b"\n", 1)[0])
-    except ValueError:
-        return None
-    return msg if isinstance(msg, dict) and "QMP" in msg else None
 
 
 def _holder(inst: Instance) -> str:
@@ -142,7 +162,7 @@ class Launch:
         self.state = ensure_state_dir(state_dir())
         self.inst = Instance(self.state, self.name)
         self.lock = InstanceLock(self.state, self.name)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: _Child | None = None
         self.command: list[str] = []
 
     def _prepare(self) -> Path:
@@ -174,24 +194,30 @@ class Launch:
         return sock
 
     def _spawn(self, foreground: bool) -> None:
+        """Fork; the child starts the backend at once, then becomes its supervisor.
+
+        Detached: the child makes a new session and forks again (so it is nobody's
+        child), starts the backend with ``posix_spawn`` and ``execv``s
+        ``supervisor.py --adopt`` — exec keeps the backend as its child, and the
+        supervisor's Python start-up happens while the backend is already starting.
+        The forked child runs nothing but system calls before ``execv``.
+        """
         assert self.lock.fd is not None
-        if self.backend == "sim" and not foreground:
-            # The simulator supervises itself: one Python start-up fewer.
-            argv = [*self.command[:-1], "--supervised", str(self.lock.fd), self.command[-1]]
-        else:
-            detach = [] if foreground else ["--detach"]
-            argv = [sys.executable, "-I", "-S", str(SUPERVISOR), *detach, str(self.inst.dir),
-                    str(self.lock.fd), "--", *self.command]
-        log = None if foreground else open(self.inst.log_path, "ab")
+        folder, lock_fd, cmd = str(self.inst.dir), self.lock.fd, self.command
+        env = _child_env()
+        log, null = supervisor.open_log(folder)
+        flags = [] if foreground else ["--detach"]
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         pass_fds=(self.lock.fd,), cwd=self.inst.dir,
-                                         env=_child_env(), start_new_session=not foreground)
+            pid = os.fork()
+            if pid == 0:
+                _child_start(folder, lock_fd, cmd, env, log, null, foreground, flags)
         finally:
-            if log is not None:
-                log.close()
-        if not foreground:
-            self.proc.wait()
+            os.close(log)
+            os.close(null)
+        if foreground:
+            self.proc = _Child(pid)
+        else:
+            os.waitpid(pid, 0)  # the first child exits at once; the second lives on
 
     def _wait_ready(self, sock: Path, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -203,17 +229,17 @@ class Launch:
                 raise VmctlError(f"{self.backend} backend for {self.name!r} exited during "
                                  f"start-up ({describe_exit(ex)}): {line}",
                                  hint=_start_hint(self.backend))
-            if self.proc is not None and self.proc.poll() not in (None, 0):
+            if self.proc is not None and self.proc.poll() is not None:
                 line = _failure_lines(self.inst, self.backend, self.command[0])
-                raise VmctlError(f"{self.backend} backend for {self.name!r} failed to start "
-                                 f"(status {self.proc.returncode}): {line}",
+                raise VmctlError(f"{self.backend} backend for {self.name!r} ended during "
+                                 f"start-up (status {self.proc.returncode}): {line}",
                                  hint=_start_hint(self.backend))
             left = deadline - time.monotonic()
             if left <= 0:
                 raise VmctlError(f"{self.backend} backend for {self.name!r} did not answer on "
                                  f"QMP within {timeout:.0f} s",
                                  hint=f"last log line: {_failure_lines(self.inst, self.backend, self.command[0])}")
-            greeting = try_greet(str(sock), min(0.25, left))
+            greeting = try_ready(str(sock), min(1.0, left))
             if greeting is not None:
                 return greeting
             time.sleep(delay)
@@ -237,14 +263,20 @@ class Launch:
                 _kill_all(self.inst)
                 if self.proc is not None and self.proc.poll() is None:
                     self.proc.kill()
-                    self.proc.wait()
                 self.inst.remove()
             raise
         finally:
             self.lock.release()
-        pid = (self.inst.proc() or {}).get("pid")
+        pid = self._recorded_pid()
         return Started(self.name, self.backend, str(sock), str(self.inst.dir), pid,
                        time.monotonic() - t0, greeting)
+
+    def _recorded_pid(self, timeout: float = 2.0) -> int | None:
+        """The backend's pid from ``proc.json`` (the supervisor may still be writing it)."""
+        deadline = time.monotonic() + timeout
+        while (proc := self.inst.proc()) is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        return (proc or {}).get("pid")
 
     def follow(self, write: Callable[[str], None]) -> int:
         """Foreground mode: copy the log to ``write`` until the backend ends; clean up.
@@ -274,6 +306,64 @@ class Launch:
         self.inst.remove()
         code = ex.get("returncode")
         return int(code) if isinstance(code, int) else 1
+
+
+class _Child:
+    """A child process known by pid (the foreground supervisor): poll, kill, terminate."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        self.returncode = -signal.SIGKILL
+
+    def _signal(self, signum: int) -> None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, signum)
+            except ProcessLookupError:
+                pass
+
+
+def _child_start(folder: str, lock_fd: int, cmd: list[str], env: dict[str, str], log: int,
+                 null: int, foreground: bool, flags: list[str]) -> None:
+    """In the forked child: start the backend, then exec the supervisor.  Never returns."""
+    try:
+        if not foreground:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+        os.umask(0o177)  # QEMU's socket and files: 0600
+        os.set_inheritable(lock_fd, True)
+        try:
+            child = supervisor.spawn(cmd, log, null, env)
+        except OSError as exc:
+            supervisor.record_spawn_failure(folder, log, cmd, exc)
+            os._exit(127)
+        if not foreground:
+            os.dup2(null, 0)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+        os.execve(sys.executable, [sys.executable, "-I", "-S", str(SUPERVISOR), "--adopt",
+                                   str(child), *flags, folder, str(lock_fd), "--", *cmd], env)
+    except BaseException as exc:  # noqa: BLE001 - a forked child must never return
+        try:
+            os.write(log, f"vmctl: cannot start the supervisor: {exc!r}\n".encode())
+        finally:
+            os._exit(126)
 
 
 def _start_hint(backend: str) -> str:

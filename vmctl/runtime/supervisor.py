@@ -1,28 +1,31 @@
 """The supervisor: the backend's parent, so its exit status is never lost.
 
 Run by path with the standard library only (``python -I -S supervisor.py …``: it starts
-in milliseconds and imports nothing from vmctl)::
+in milliseconds and imports nothing from vmctl).  Two forms::
 
     supervisor.py [--detach] INSTANCE_DIR LOCK_FD -- BACKEND_ARGV...
+    supervisor.py --adopt PID [--detach] INSTANCE_DIR LOCK_FD -- BACKEND_ARGV...
+
+``vmctl run`` uses ``--adopt``: a forked copy of ``vmctl`` starts the backend at once
+and then *becomes* the supervisor with ``execv`` (a process keeps its children across
+exec), so the supervisor's own start-up is not on the way to the QMP greeting.  The first
+form starts the backend itself.
 
 1. ``--detach``: fork once and let the parent exit, so the supervisor belongs to no
-   ``vmctl`` process (``run`` has already put it in a new session).
-2. Start the backend with stdin ``/dev/null`` and stdout/stderr appended to ``log``;
-   the instance lock descriptor ``LOCK_FD`` is inherited, so the lock is held while
-   either process lives.
+   ``vmctl`` process (the caller has already put it in a new session).  With
+   ``--adopt`` the caller has detached already and the flag only says so.
+2. The backend runs with stdin ``/dev/null`` and stdout/stderr appended to ``log``; the
+   instance lock descriptor ``LOCK_FD`` is inherited, so the lock is held while either
+   process lives; the umask is 0177, so QEMU's socket is created 0600.
 3. Record ``pid`` and ``proc.json`` (pids and ``/proc`` start times, to tell a live
    process from a reused pid).
-4. Forward SIGTERM, SIGINT and SIGHUP to the backend (SIGINT only when detached: in the
+4. Forward SIGTERM and SIGHUP to the backend, and SIGINT when detached (in the
    foreground the terminal's Ctrl-C reaches the backend itself).
 5. When the backend ends, write ``exit.json`` (``returncode`` or ``signal``), then exit
    with the backend's status (128 + N for signal N).
 
 A backend that cannot be executed (missing binary) is recorded in ``exit.json`` as
-``{"returncode": 127, "error": "cannot execute …"}``.
-
-The simulator supervises itself the same way (``python -m vmctl.sim --supervised``):
-it runs :func:`setup`, forks, and the parent runs :func:`watch` — one Python start-up
-fewer on the way to the QMP greeting.
+``{"returncode": 127, "error": "cannot execute …"}`` (see :func:`record_spawn_failure`).
 """
 
 import os
@@ -61,28 +64,33 @@ def _forward(signum: int, _frame: object) -> None:
         os._exit(128 + signum)
 
 
-def setup(folder: str, lock_fd: int, detach: bool) -> tuple:
-    """Steps 1-2 up to the spawn: detach, open the log, keep the lock inheritable.
+def _signals(forward_sigint: bool) -> None:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _forward)
+    signal.signal(signal.SIGINT, _forward if forward_sigint else signal.SIG_IGN)
 
-    Returns ``(log_fd, null_fd)``.  With ``detach`` this process's stdio is the log too.
-    """
-    if detach and os.fork():
-        os._exit(0)
+
+def open_log(folder: str) -> tuple:
+    """``(log_fd, null_fd)``: the instance log (append) and ``/dev/null``."""
     log = os.open(os.path.join(folder, "log"),
                   os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    if detach:
-        os.dup2(null, 0)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-    os.set_inheritable(lock_fd, True)
-    os.umask(0o177)  # the backend's QMP socket and files: 0600
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _forward)
-    if not detach:
-        # In the foreground, Ctrl-C reaches the backend from the terminal already.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return log, null
+
+
+def spawn(cmd: list, log: int, null: int, env=None) -> int:
+    """Start the backend (``PATH`` searched) with its stdio on ``null``/``log``."""
+    actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log, 1),
+               (os.POSIX_SPAWN_DUP2, log, 2)]
+    return os.posix_spawnp(cmd[0], cmd, os.environ if env is None else env,
+                           file_actions=actions)
+
+
+def record_spawn_failure(folder: str, log: int, cmd: list, exc: OSError) -> None:
+    message = f"cannot execute {cmd[0]}: {exc.strerror}"
+    os.write(log, f"vmctl: {message}\n".encode())
+    _write_json(folder, "exit.json", {"returncode": 127, "signal": None,
+                                      "error": message, "time": time.time()})
 
 
 def watch(folder: str, child: int, cmd: list) -> int:
@@ -116,23 +124,36 @@ def watch(folder: str, child: int, cmd: list) -> int:
 
 
 def main(argv: list) -> int:
-    detach = bool(argv) and argv[0] == "--detach"
-    if detach:
-        argv = argv[1:]
+    adopt = 0
+    detach = False
+    if len(argv) >= 2 and argv[0] == "--adopt":
+        adopt, argv = int(argv[1]), argv[2:]
+    if argv and argv[0] == "--detach":
+        detach, argv = True, argv[1:]
     if len(argv) < 4 or argv[2] != "--":
-        sys.stderr.write("usage: supervisor.py [--detach] INSTANCE_DIR LOCK_FD -- ARGV...\n")
+        sys.stderr.write("usage: supervisor.py [--adopt PID] [--detach] INSTANCE_DIR LOCK_FD "
+                         "-- ARGV...\n")
         return 2
     folder, lock_fd, cmd = argv[0], int(argv[1]), argv[3:]
-    log, null = setup(folder, lock_fd, detach)
-    actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, log, 1),
-               (os.POSIX_SPAWN_DUP2, log, 2)]
+    if adopt:
+        global _child
+        _child = adopt
+        _signals(forward_sigint=detach)
+        return watch(folder, adopt, cmd)
+    if detach and os.fork():
+        os._exit(0)
+    log, null = open_log(folder)
+    if detach:
+        os.dup2(null, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+    os.set_inheritable(lock_fd, True)
+    os.umask(0o177)
+    _signals(forward_sigint=detach)
     try:
-        child = os.posix_spawnp(cmd[0], cmd, os.environ, file_actions=actions)
+        child = spawn(cmd, log, null)
     except OSError as exc:
-        message = f"cannot execute {cmd[0]}: {exc.strerror}"
-        os.write(log, f"vmctl: {message}\n".encode())
-        _write_json(folder, "exit.json", {"returncode": 127, "signal": None,
-                                          "error": message, "time": time.time()})
+        record_spawn_failure(folder, log, cmd, exc)
         return 127
     return watch(folder, child, cmd)
 

@@ -1,8 +1,4 @@
-"""The simulator process: ``python -m vmctl.sim [--supervised LOCK_FD] INSTANCE_DIR``.
-
-``--supervised`` (how ``vmctl run`` starts it) makes the process its own supervisor: it
-detaches, forks, and the parent records the simulator's exit status exactly as
-:mod:`vmctl.runtime.supervisor` does for QEMU.
+"""The simulator process: ``python -m vmctl.sim INSTANCE_DIR``.
 
 Reads ``INSTANCE_DIR/instance.json`` (``socket``, ``paused``) and ``machine.json`` (the
 resolved machine), binds the QMP socket first (mode 0600, so clients can queue while the
@@ -36,17 +32,23 @@ def _fail(message: str, status: int = 1) -> int:
 
 
 def bind_socket(path: str) -> socket.socket:
-    """A listening Unix socket at ``path`` with mode 0600 (a stale file is replaced)."""
-    if os.path.exists(path) or os.path.islink(path):
-        os.unlink(path)
+    """A listening Unix socket at ``path``, mode 0600 (a stale file is replaced).
+
+    Bound and listening under a temporary name first, then renamed into place: whoever
+    sees ``path`` can connect.
+    """
+    tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:
-        sock.bind(path)
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        sock.bind(tmp)
     finally:
         os.umask(old)
     sock.listen(128)
     sock.setblocking(False)
+    os.replace(tmp, path)
     return sock
 
 
@@ -62,30 +64,10 @@ def _load(instance_dir: str) -> tuple[Any, list[tuple[str, Any]]]:
     return machine, call(pm, "vmctl_sim_devices", machine=machine)
 
 
-def _supervise(instance_dir: str, lock_fd: int) -> None:
-    """Detach and fork: the parent supervises (never returns), the child simulates."""
-    import signal
-
-    from vmctl.runtime import supervisor
-
-    log, null = supervisor.setup(instance_dir, lock_fd, detach=True)
-    child = os.fork()
-    if child:
-        os._exit(supervisor.watch(instance_dir, child, [sys.executable, "-m", "vmctl.sim",
-                                                        instance_dir]))
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
-    os.close(log)
-    os.close(null)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) == 3 and args[0] == "--supervised" and args[1].isdigit():
-        _supervise(args[2], int(args[1]))
-        args = args[2:]
     if len(args) != 1 or args[0].startswith("-"):
-        return _fail("usage: python -m vmctl.sim [--supervised LOCK_FD] INSTANCE_DIR", 2)
+        return _fail("usage: python -m vmctl.sim INSTANCE_DIR", 2)
     instance_dir = args[0]
     try:
         with open(os.path.join(instance_dir, "instance.json"), encoding="utf-8") as f:
@@ -110,5 +92,5 @@ def main(argv: list[str] | None = None) -> int:
     _console(f"vmctl-sim: machine {sim.dispatcher.name!r} ({len(sim.vm.cpus)} vCPUs, "
              f"seed {sim.vm.seed}, workload {sim.vm.workload.name}) "
              f"{'paused' if meta.get('paused') else 'running'}; QMP on {meta['socket']}")
-    server = SimServer(sim, hub, sock, package=PACKAGE, console=_console)
+    server = SimServer(sim, hub, sock, package=PACKAGE, console=_console, path=meta["socket"])
     return asyncio.run(server.serve())

@@ -90,11 +90,12 @@ class SimServer:
     """Serves ``sim`` on an already bound, listening Unix socket ``sock``."""
 
     def __init__(self, sim: Simulation, hub: EventHub, sock: socket.socket, *,
-                 package: str, console: Callable[[str], None],
+                 package: str, console: Callable[[str], None], path: str = "",
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.sim = sim
         self.hub = hub
         self.sock = sock
+        self.path = path
         self.package = package
         self.console = console
         self.clock = clock
@@ -155,7 +156,6 @@ class SimServer:
         if self.sim.finished:
             self._done.set()
         await self._done.wait()
-        path = self.sock.getsockname()
         server.close()
         clock.cancel()
         for conn in list(self.connections):
@@ -164,9 +164,9 @@ class SimServer:
         deadline = loop.time() + 1.0
         while self.connections and loop.time() < deadline:
             await asyncio.sleep(0.005)
-        if isinstance(path, str) and path:
+        if self.path:
             try:
-                os.unlink(path)
+                os.unlink(self.path)
             except FileNotFoundError:
                 pass
         return 0
