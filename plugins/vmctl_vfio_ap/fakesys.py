@@ -69,6 +69,7 @@ def desired_tree(ap: ApSystem) -> Tree:
                                f"{' (complete)' if b.scans and bound == len(b.queues) else ''}\n")
     drivers = [CARD_DRIVER, DEFAULT_QUEUE_DRIVER] + ([VFIO_AP_DRIVER] if ap.vfio else [])
     t[f"{AP_BUS}/devices"] = None
+    t[IOMMU_GROUPS] = None
     for drv in drivers:
         t[f"{AP_BUS}/drivers/{drv}"] = None
         t[f"{AP_BUS}/drivers/{drv}/bind"] = ""

@@ -97,6 +97,27 @@ class ApHost:
     def host_owned(self, apid: int, apqi: int) -> bool:
         return M.test(self.apmask, apid) and M.test(self.aqmask, apqi)
 
+    def to_json(self) -> dict[str, object]:
+        """The host as ``vmctl ap show --format json`` prints it (masks in the kernel's form)."""
+        if not self.present:
+            return {"present": False}
+        return {
+            "present": True, "apmask": M.format_mask(self.apmask), "aqmask": M.format_mask(self.aqmask),
+            "ap_max_adapter_id": self.max_adapter_id, "ap_max_domain_id": self.max_domain_id,
+            "config": {"adapters": M.format_mask(self.config.apm), "usage_domains": M.format_mask(self.config.aqm),
+                       "control_domains": M.format_mask(self.config.adm)},
+            "cards": [{"name": f"card{c.apid:02x}", "type": c.type_name, "hwtype": c.hwtype,
+                       "driver": c.driver} for c in self.cards],
+            "queues": [{"name": q.name, "driver": q.driver, "status": q.status,
+                        "host_owned": self.host_owned(q.apid, q.apqi)} for q in self.queues],
+            "vfio_ap_loaded": self.vfio_ap_loaded, "available_instances": self.available_instances,
+            "mdevs": [{"uuid": m.uuid, "in_use": m.in_use, "iommu_group": m.iommu_group,
+                       "matrix": M.matrix_text(m.apm, m.aqm, self.max_adapter_id, self.max_domain_id).split(),
+                       "guest_matrix": M.matrix_text(m.guest_apm, m.guest_aqm, self.max_adapter_id,
+                                                     self.max_domain_id).split(),
+                       "control_domains": M.control_domains_text(m.adm, self.max_domain_id).split()}
+                      for m in self.mdevs]}
+
     def mdev_owning(self, apid: int, apqi: int) -> MdevInfo | None:
         """The mdev whose matrix contains the APQN, if any."""
         for m in self.mdevs:

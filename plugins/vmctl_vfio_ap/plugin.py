@@ -1,9 +1,92 @@
-"""Entry point of the vfio-ap plugin (entry-point group ``vmctl``)."""
+"""Entry point of the vfio-ap plugin (entry-point group ``vmctl``).
+
+Hook implementations stay thin and import their module lazily, so loading the plugin for
+``vmctl --help`` or TAB completion costs nothing.
+"""
 
 from vmctl import hookimpl
+from vmctl.types import CliCommand, ExportFormat
+
 from vmctl_vfio_ap.schema import VFIO_AP
 
 
 @hookimpl
 def vmctl_device_kinds():
     return [VFIO_AP]
+
+
+@hookimpl
+def vmctl_validate_machine(machine, ctx):
+    from vmctl_vfio_ap.validate import validate
+
+    return validate(machine, ctx)
+
+
+@hookimpl
+def vmctl_validate_fleet(machines, ctx):
+    from vmctl_vfio_ap.validate import validate_fleet
+
+    return validate_fleet(machines, ctx)
+
+
+@hookimpl
+def vmctl_predict(machine, ctx):
+    from vmctl_vfio_ap.hostplan import predict
+
+    return predict(machine, ctx)
+
+
+@hookimpl
+def vmctl_qemu_args(machine):
+    from vmctl_vfio_ap.qemu import qemu_args
+
+    return qemu_args(machine)
+
+
+@hookimpl
+def vmctl_libvirt_xml(machine, domain):
+    from vmctl_vfio_ap.qemu import libvirt_hostdev
+
+    libvirt_hostdev(machine, domain)
+
+
+@hookimpl
+def vmctl_export_formats():
+    return [ExportFormat("mdevctl-json", "the vfio-ap mdev for `mdevctl define -u UUID -p matrix --jsonfile`",
+                         "vmctl_vfio_ap.qemu:mdevctl_json")]
+
+
+@hookimpl
+def vmctl_host_check(sysfs):
+    from vmctl_vfio_ap.hostplan import host_facts
+
+    return host_facts(sysfs)
+
+
+@hookimpl
+def vmctl_host_steps(machine, sysfs):
+    from vmctl_vfio_ap.hostplan import plan_steps
+
+    return plan_steps(machine, sysfs)
+
+
+@hookimpl
+def vmctl_fake_kernel():
+    from vmctl_vfio_ap.fakesys import fake_kernel_handlers
+
+    return fake_kernel_handlers()
+
+
+@hookimpl
+def vmctl_cli_commands():
+    return [CliCommand("ap", "s390 AP crypto passthrough: host AP masks, queues and vfio_ap mdevs",
+                       "vmctl_vfio_ap.cli:ap_app")]
+
+
+@hookimpl
+def vmctl_complete(kind, incomplete, sysfs):
+    if kind not in ("apqn", "adapter", "domain"):
+        return None
+    from vmctl_vfio_ap.complete import complete
+
+    return complete(kind, incomplete, sysfs)
