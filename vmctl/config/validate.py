@@ -56,7 +56,9 @@ def check_machine(machine: Machine, pm: pluggy.PluginManager, ctx: ValidationCon
         from vmctl.qemu.argv import build_argv
         from vmctl.qemu.check import check_argv
 
-        diags += check_argv(machine, build_argv(machine, pm), caps)
+        # a plugin that already explained a key (iommufd on QEMU 7.2) beats the generic finding
+        explained = {d.key for d in diags if d.severity is Severity.ERROR and d.plugin != "vmctl"}
+        diags += [d for d in check_argv(machine, build_argv(machine, pm), caps) if d.key not in explained]
     return diags
 
 
