@@ -33,6 +33,8 @@ def pm():
 def start(pm) -> Iterator[Callable[..., Instance]]:
     """``start("p9-dual.toml", name="a", paused=False, backend="sim")`` → the Instance.
 
+    A relative machine file is looked up in ``machines/``; an absolute one is used as is.
+
     Every process started is killed and its folder removed after the test.
     """
     from vmctl.config import load_machine

@@ -179,9 +179,9 @@ class KeyValue(Horizontal):
     """A ``label: value`` line whose value is updated in place: ``kv.set("xive")``."""
 
     DEFAULT_CSS = """
-    KeyValue { height: 1; }
+    KeyValue { height: auto; }
     KeyValue > .kv--key { width: auto; color: $text-muted; padding-right: 1; }
-    KeyValue > .kv--value { width: 1fr; }
+    KeyValue > .kv--value { width: 1fr; height: auto; }
     """
 
     def __init__(self, key: str, value: str = "—", *, id: str | None = None) -> None:

@@ -99,8 +99,13 @@ def load_target(instance: Instance, pm: PluginManager | None) -> Target:
     except (KeyError, TypeError, ValueError) as exc:
         target.notes.append(f"cannot read {instance.machine_path}: {exc}")
         return target
-    if pm is None:
-        return target
+    if pm is not None:
+        attach_plugins(target, pm)
+    return target
+
+
+def attach_plugins(target: Target, pm: PluginManager) -> Target:
+    """Ask the plugins for ``target.machine``'s panels and live probes (see the module doc)."""
     from vmctl.plugins import call, call_flat
 
     for spec in call_flat(pm, "vmctl_tui_panels", machine=target.machine):

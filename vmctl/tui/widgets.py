@@ -66,7 +66,8 @@ class VcpuTable(DataTable):
     """One row per vCPU: index, host thread, core, state, load (simulator)."""
 
     DEFAULT_CSS = """
-    VcpuTable { height: auto; max-height: 12; }
+    VcpuTable { height: auto; max-height: 12; border: round $secondary; }
+    VcpuTable:focus { border: round $accent; }
     """
 
     COLUMNS = (("cpu", "CPU"), ("thread", "thread"), ("core", "core"), ("state", "state"),
@@ -109,7 +110,7 @@ class EventLog(RichLog):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_lines=500, wrap=True, markup=False, **kwargs)
+        super().__init__(max_lines=500, wrap=True, markup=False, min_width=20, **kwargs)
         self.border_title = "QMP events"
         self.count = 0
 
@@ -121,7 +122,7 @@ class EventLog(RichLog):
         stamp = time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}"
         line = Text.assemble((stamp, "dim"), " ", (str(event.get("event", "?")), "bold"))
         if event.get("data"):
-            line.append(" " + json.dumps(event["data"], separators=(",", ":")))
+            line.append(" " + json.dumps(event["data"], separators=(", ", ": ")))
         self.write(line)
 
     def note(self, text: str, style: str = "italic") -> None:
@@ -151,7 +152,7 @@ class ConsolePane(Vertical):
         self.border_title = "QMP console"
         yield Input(placeholder="query-status · hmp info pic · name arg=value · {\"execute\": …}",
                     id="console-input")
-        yield RichLog(max_lines=400, wrap=True, markup=False, id="console-output")
+        yield RichLog(max_lines=400, wrap=True, markup=False, min_width=20, id="console-output")
 
     @property
     def output(self) -> RichLog:
