@@ -78,6 +78,36 @@ def vmctl_fake_kernel():
 
 
 @hookimpl
+def vmctl_sim_devices(machine):
+    from vmctl_vfio_ap.sim import sim_devices
+
+    return sim_devices(machine)
+
+
+@hookimpl
+def vmctl_live_probe(machine, backend):
+    from vmctl_vfio_ap.live import live_probe
+
+    return live_probe(machine, backend)
+
+
+@hookimpl
+def vmctl_tui_panels(machine):
+    """The AP passthrough panel for machines with a vfio-ap device (``vmctl monitor``/``top``)."""
+    if not machine.devices_of("vfio-ap"):
+        return None
+    from vmctl.types import PanelSpec
+
+    return [PanelSpec("AP crypto passthrough", "vmctl_vfio_ap.panel:ApPanel", headline=_headline)]
+
+
+def _headline(state):
+    from vmctl_vfio_ap.panel import headline
+
+    return headline(state)
+
+
+@hookimpl
 def vmctl_cli_commands():
     return [CliCommand("ap", "s390 AP crypto passthrough: host AP masks, queues and vfio_ap mdevs",
                        "vmctl_vfio_ap.cli:ap_app")]
