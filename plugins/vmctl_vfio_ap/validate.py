@@ -5,7 +5,6 @@ code                            severity  when
 ==============================  ========  ====================================================
 ``ap-no-apqn``                  error     no adapter or no domain: the guest gets no queue
 ``ap-duplicate-id``             warning   an id is listed twice
-``ap-cpu-feature-off``          error     ``machine.cpu`` turns ``ap``, ``apqci`` or ``apft`` off
 ``ap-needs-kvm``                error     ``--backend qemu`` and ``accel`` is not ``"kvm"``
 ``ap-tcg-simulated``            note      the simulator runs it without KVM; QEMU would not
 ``ap-no-ap-bus``                error     (``--host``) no ``/sys/bus/ap``: not an s390 host
@@ -21,6 +20,10 @@ code                            severity  when
 ``ap-uuid-shared``              error     (fleet) two machines ask for one mdev UUID
 ``ap-control-domain-shared``    note      (fleet) a control domain in several machines: allowed
 ==============================  ========  ====================================================
+
+The AP CPU features (``ap``, ``apqci``, ``apft``) are not checked: vmctl adds them to ``-cpu``
+itself, and ``machine.cpu`` cannot carry properties (so ``apft=off`` cannot be written).
+A second vfio-ap device is refused by the schema (``max_per_machine = 1``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from vmctl_vfio_ap import masks as M
-from vmctl_vfio_ap.device import CPU_FEATURES, ApDevice, ap_devices
+from vmctl_vfio_ap.device import ApDevice, ap_devices
 from vmctl_vfio_ap.host import ApHost, read_host
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,15 +82,6 @@ def _alone(machine: Machine, dev: ApDevice) -> list[Diagnostic]:
                 "ap-duplicate-id", f"{dev.key}.{field}",
                 f"{field} lists {', '.join(f'0x{i:02x}' for i in dups)} more than once",
                 "each id is assigned once; remove the repetition"))
-    cpu = str(machine.get("machine.cpu", ""))
-    props = dict(p.split("=", 1) for p in cpu.split(",")[1:] if "=" in p)
-    off = [f for f in CPU_FEATURES if props.get(f) == "off"]
-    if off:
-        out.append(machine.error(
-            "ap-cpu-feature-off", "machine.cpu",
-            f"cpu = {cpu!r} turns off {', '.join(off)}: the guest would see no AP device "
-            f"({dev.key} needs {', '.join(CPU_FEATURES)})",
-            "drop the '=off' properties; vmctl adds ap=on,apqci=on,apft=on itself"))
     return out
 
 

@@ -56,11 +56,6 @@ def test_repeated_ids_are_a_warning(make: Callable[..., Any]) -> None:
     assert "0x05" in diags[0].message
 
 
-def test_a_cpu_without_apft_is_refused(make: Callable[..., Any]) -> None:
-    diags = validate(make(machine='cpu = "z15,apft=off"'), ValidationContext())
-    assert codes(diags) == [("error", "ap-cpu-feature-off", "machine.cpu")]
-
-
 @pytest.mark.parametrize("accel", ["tcg", "auto"])
 def test_real_qemu_needs_kvm(make: Callable[..., Any], accel: str) -> None:
     m = make(machine=f'accel = "{accel}"')
@@ -143,3 +138,14 @@ def test_completion_of_apqns_adapters_and_domains(tmp_path: Path) -> None:
                                                  ("0x06", "card06 CEX7C, 1 queues on vfio_ap")]
     assert [v for v, _ in complete("domain", "", sysfs) or []] == ["0x0004", "0x00ab"]
     assert complete("pci-address", "", sysfs) is None
+
+
+def test_scenario_9_a_second_vfio_ap_device_is_refused(machine_from_toml: Callable[..., Any],
+                                                       vmctl_pm: Any) -> None:
+    """§4.11.9: QEMU takes one vfio-ap device per guest (the AP bridge has one slot)."""
+    from vmctl.config.validate import check_machine
+
+    dev = '[[device]]\nkind = "vfio-ap"\nadapters = [5]\ndomains = [4]\n'
+    m = machine_from_toml(f'{BASE}[machine]\nname = "two"\n{dev}{dev.replace("[5]", "[6]")}')
+    errors = [(d.code, d.key) for d in check_machine(m, vmctl_pm, ValidationContext()) if d.severity.value == "error"]
+    assert errors == [("too-many-devices", "device[1]")]
