@@ -158,7 +158,7 @@ def read_host(sysfs: Sysfs) -> ApHost:
         except ValueError:
             continue
         driver = sysfs.readlink_name(f"{base}/driver")
-        status = sysfs.read(f"{base}/status", "") or None if driver == VFIO_AP_DRIVER else None
+        status = (sysfs.read(f"{base}/status", "") or None) if driver == VFIO_AP_DRIVER else None
         queues.append(QueueInfo(apid, apqi, driver, status))
     max_ap = _read_int(sysfs, f"{AP_BUS}/ap_max_adapter_id", 63)
     max_dom = _read_int(sysfs, f"{AP_BUS}/ap_max_domain_id", 15)

@@ -148,15 +148,18 @@ def host_facts(sysfs: Sysfs) -> list[HostFact]:
         by_driver[q.driver or "unbound"] = by_driver.get(q.driver or "unbound", 0) + 1
     facts = [HostFact("AP bus", True, f"{len(host.cards)} adapters, {len(host.queues)} queues "
                       f"({', '.join(f'{n} {d}' for d, n in sorted(by_driver.items())) or 'none'}); "
-                      f"ids up to {host.max_adapter_id:#04x}.{host.max_domain_id:#06x}", plugin=PLUGIN)]
+                      f"ap_max_adapter_id {host.max_adapter_id}, ap_max_domain_id {host.max_domain_id}",
+                      plugin=PLUGIN)]
     if not host.vfio_ap_loaded:
         facts.append(HostFact("vfio_ap module", False, "not loaded", "modprobe vfio_ap", plugin=PLUGIN))
         return facts
-    free = [q.name for q in host.queues if q.driver == "vfio_ap" and host.mdev_owning(q.apid, q.apqi) is None]
+    ours = [q for q in host.queues if q.driver == "vfio_ap"]
+    free = [q.name for q in ours if host.mdev_owning(q.apid, q.apqi) is None]
     facts.append(HostFact("vfio_ap module", True, f"{len(host.mdevs)} mdevs, "
                           f"{host.available_instances} more can be created", plugin=PLUGIN))
     facts.append(HostFact("free vfio_ap queues", bool(free), f"{len(free)} ({_few(free)})" if free
-                          else "none: every vfio_ap queue is assigned",
+                          else "none: every vfio_ap queue is assigned" if ours
+                          else "none: apmask/aqmask reserve every queue for the host",
                           "clear apmask/aqmask bits to give queues to vfio_ap", plugin=PLUGIN))
     return facts
 
