@@ -44,13 +44,13 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def launch_times(machine, pm, backend: str, runs: int) -> list[float]:
+def launch_times(machine, pm, backend: str, runs: int, tag: str = "") -> list[float]:
     from vmctl.runtime.control import stop
     from vmctl.runtime.launch import Launch
 
     out = []
     for i in range(runs):
-        name = f"bench-{backend}-{i}"
+        name = f"bench-{backend}-{tag}{i}"
         t0 = time.perf_counter()
         Launch(machine, pm, backend=backend, name=name, paused=True).start()
         out.append(time.perf_counter() - t0)
@@ -91,25 +91,31 @@ def _greets(path: str) -> bool:
         s.close()
 
 
-def bare_qemu_times(argv: list[str], runs: int, folder: Path,
-                    first_reply: bool) -> list[float]:
-    """QEMU started by hand: time to its greeting, or to its first command reply."""
+def bare_qemu_time(argv: list[str], sock: Path, first_reply: bool) -> float:
+    """QEMU started by hand: seconds to its greeting, or to its first command reply."""
     from vmctl.runtime.launch import try_ready
 
     ready = (lambda p: try_ready(p, 1.0) is not None) if first_reply else _greets
-    out = []
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([a.replace("@SOCK@", str(sock)) for a in argv],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not ready(str(sock)):
+        time.sleep(0.002)
+    took = time.perf_counter() - t0
+    proc.kill()
+    proc.wait()
+    return took
+
+
+def qemu_interleaved(machine, pm, argv: list[str], runs: int,
+                     folder: Path) -> tuple[list[float], list[float], list[float]]:
+    """vmctl's qemu launch and bare QEMU, alternated so both see the same machine load."""
+    launch, greet, reply = [], [], []
     for i in range(runs):
-        sock = folder / f"bare{i}.sock"
-        t0 = time.perf_counter()
-        proc = subprocess.Popen([*argv, "-qmp", f"unix:{sock},server=on,wait=off",
-                                 "-display", "none", "-S"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while not ready(str(sock)):
-            time.sleep(0.002)
-        out.append(time.perf_counter() - t0)
-        proc.kill()
-        proc.wait()
-    return out
+        launch += launch_times(machine, pm, "qemu", 1, tag=str(i))
+        greet.append(bare_qemu_time(argv, folder / f"g{i}.sock", first_reply=False))
+        reply.append(bare_qemu_time(argv, folder / f"r{i}.sock", first_reply=True))
+    return launch, greet, reply
 
 
 async def round_trips(sock: str, n: int) -> list[float]:
@@ -194,13 +200,12 @@ def main() -> int:
         if qemu:
             from vmctl.qemu.process import managed_args
 
-            base = managed_args(build_argv(machine, pm).args, socket=folder / "unused.sock",
-                                log=folder / "bare.log", paused=True)
-            bare_argv = base[:base.index("-qmp")]
+            bare_argv = managed_args(build_argv(machine, pm).args, socket="@SOCK@",
+                                     log=folder / "bare.log", paused=True)
             bare_argv[0] = shutil.which(bare_argv[0]) or bare_argv[0]
-            qlaunch = launch_times(machine, pm, "qemu", opts.runs)
-            bare = bare_qemu_times(bare_argv, opts.runs, folder, first_reply=False)
-            bare_reply = bare_qemu_times(bare_argv, opts.runs, folder, first_reply=True)
+            launch_times(machine, pm, "qemu", 1, tag="warm")
+            qlaunch, bare, bare_reply = qemu_interleaved(machine, pm, bare_argv, opts.runs,
+                                                         folder)
             diff = median_ms(qlaunch) - median_ms(bare)
             print(f"2. qemu launch to QMP-ready (greeting + first reply): median "
                   f"{median_ms(qlaunch):.1f} ms; bare QEMU to greeting {median_ms(bare):.1f} ms, "

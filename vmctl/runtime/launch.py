@@ -9,17 +9,17 @@ what to do:
 3. a leftover folder of a dead instance (crashed, exited, stale) is replaced, a live one
    refused;
 4. ``instance.json`` and ``machine.json`` are written, the socket path chosen (≤ 107 bytes);
-5. the supervisor starts the backend (``python -m vmctl.sim DIR`` or QEMU) in a new
-   session and holds the lock with it;
-6. ``run`` returns once the socket greets like QMP.  A backend that exits first is
-   reported with its own error line from the log, and its folder removed.
+5. the backend (QEMU, or the simulator) starts in a new session under a supervisor that
+   records its exit status; both hold the lock (:mod:`vmctl.runtime.spawn`);
+6. ``run`` returns once the socket greets like QMP *and* answers a first command.  A
+   backend that exits first is reported with its own error line from the log, and its
+   folder removed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sys
 import time
@@ -33,11 +33,11 @@ from vmctl.errors import VmctlError
 from vmctl.paths import state_dir
 from vmctl.runtime.inspect import describe_exit, inspect
 from vmctl.runtime.instance import Instance, check_name, ensure_state_dir
-from vmctl.runtime import supervisor
+from vmctl.runtime import spawn
 from vmctl.runtime.lock import InstanceLock
 from vmctl.runtime.sockpath import choose_socket
 
-SUPERVISOR = Path(__file__).with_name("supervisor.py")
+SUPERVISOR = spawn.SUPERVISOR
 #: Seconds to wait for the first QMP greeting.
 READY_TIMEOUT = {"sim": 10.0, "qemu": 30.0}
 
@@ -162,7 +162,7 @@ class Launch:
         self.state = ensure_state_dir(state_dir())
         self.inst = Instance(self.state, self.name)
         self.lock = InstanceLock(self.state, self.name)
-        self.proc: _Child | None = None
+        self.proc: spawn.Child | None = None
         self.command: list[str] = []
 
     def _prepare(self) -> Path:
@@ -194,30 +194,13 @@ class Launch:
         return sock
 
     def _spawn(self, foreground: bool) -> None:
-        """Fork; the child starts the backend at once, then becomes its supervisor.
-
-        Detached: the child makes a new session and forks again (so it is nobody's
-        child), starts the backend with ``posix_spawn`` and ``execv``s
-        ``supervisor.py --adopt`` — exec keeps the backend as its child, and the
-        supervisor's Python start-up happens while the backend is already starting.
-        The forked child runs nothing but system calls before ``execv``.
-        """
+        """Start backend and supervisor (see :mod:`vmctl.runtime.spawn`)."""
         assert self.lock.fd is not None
-        folder, lock_fd, cmd = str(self.inst.dir), self.lock.fd, self.command
-        env = _child_env()
-        log, null = supervisor.open_log(folder)
-        flags = [] if foreground else ["--detach"]
-        try:
-            pid = os.fork()
-            if pid == 0:
-                _child_start(folder, lock_fd, cmd, env, log, null, foreground, flags)
-        finally:
-            os.close(log)
-            os.close(null)
-        if foreground:
-            self.proc = _Child(pid)
+        if self.backend == "sim" and not foreground and spawn.can_fork_simulator():
+            spawn.fork_simulator(str(self.inst.dir), self.lock.fd, self.machine, self.pm)
         else:
-            os.waitpid(pid, 0)  # the first child exits at once; the second lives on
+            self.proc = spawn.spawn_backend(str(self.inst.dir), self.lock.fd, self.command,
+                                            _child_env(), foreground)
 
     def _wait_ready(self, sock: Path, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -271,12 +254,9 @@ class Launch:
         return Started(self.name, self.backend, str(sock), str(self.inst.dir), pid,
                        time.monotonic() - t0, greeting)
 
-    def _recorded_pid(self, timeout: float = 2.0) -> int | None:
-        """The backend's pid from ``proc.json`` (the supervisor may still be writing it)."""
-        deadline = time.monotonic() + timeout
-        while (proc := self.inst.proc()) is None and time.monotonic() < deadline:
-            time.sleep(0.002)
-        return (proc or {}).get("pid")
+    def _recorded_pid(self) -> int | None:
+        """The backend's pid (``proc.json`` is written before the backend can answer)."""
+        return (self.inst.proc() or {}).get("pid")
 
     def follow(self, write: Callable[[str], None]) -> int:
         """Foreground mode: copy the log to ``write`` until the backend ends; clean up.
@@ -306,64 +286,6 @@ class Launch:
         self.inst.remove()
         code = ex.get("returncode")
         return int(code) if isinstance(code, int) else 1
-
-
-class _Child:
-    """A child process known by pid (the foreground supervisor): poll, kill, terminate."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def terminate(self) -> None:
-        self._signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self._signal(signal.SIGKILL)
-        os.waitpid(self.pid, 0)
-        self.returncode = -signal.SIGKILL
-
-    def _signal(self, signum: int) -> None:
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
-                pass
-
-
-def _child_start(folder: str, lock_fd: int, cmd: list[str], env: dict[str, str], log: int,
-                 null: int, foreground: bool, flags: list[str]) -> None:
-    """In the forked child: start the backend, then exec the supervisor.  Never returns."""
-    try:
-        if not foreground:
-            os.setsid()
-            if os.fork():
-                os._exit(0)
-        os.umask(0o177)  # QEMU's socket and files: 0600
-        os.set_inheritable(lock_fd, True)
-        try:
-            child = supervisor.spawn(cmd, log, null, env)
-        except OSError as exc:
-            supervisor.record_spawn_failure(folder, log, cmd, exc)
-            os._exit(127)
-        if not foreground:
-            os.dup2(null, 0)
-            os.dup2(log, 1)
-            os.dup2(log, 2)
-        os.execve(sys.executable, [sys.executable, "-I", "-S", str(SUPERVISOR), "--adopt",
-                                   str(child), *flags, folder, str(lock_fd), "--", *cmd], env)
-    except BaseException as exc:  # noqa: BLE001 - a forked child must never return
-        try:
-            os.write(log, f"vmctl: cannot start the supervisor: {exc!r}\n".encode())
-        finally:
-            os._exit(126)
 
 
 def _start_hint(backend: str) -> str:

@@ -18,7 +18,8 @@ form starts the backend itself.
    instance lock descriptor ``LOCK_FD`` is inherited, so the lock is held while either
    process lives; the umask is 0177, so QEMU's socket is created 0600.
 3. Record ``pid`` and ``proc.json`` (pids and ``/proc`` start times, to tell a live
-   process from a reused pid).
+   process from a reused pid) — with ``--adopt`` the forked ``vmctl`` did it before the
+   exec, so both exist before the backend can answer on QMP.
 4. Forward SIGTERM and SIGHUP to the backend, and SIGINT when detached (in the
    foreground the terminal's Ctrl-C reaches the backend itself).
 5. When the backend ends, write ``exit.json`` (``returncode`` or ``signal``), then exit
@@ -93,10 +94,8 @@ def record_spawn_failure(folder: str, log: int, cmd: list, exc: OSError) -> None
                                       "error": message, "time": time.time()})
 
 
-def watch(folder: str, child: int, cmd: list) -> int:
-    """Steps 3-5 once the backend runs: record it, wait, record how it ended."""
-    global _child
-    _child = child
+def record_start(folder: str, child: int, cmd: list) -> None:
+    """Step 3: ``pid`` and ``proc.json`` for the backend ``child`` of this process."""
     me = os.getpid()
     with open(os.path.join(folder, ".pid.tmp"), "w", encoding="ascii") as f:
         f.write(f"{child}\n")
@@ -104,6 +103,14 @@ def watch(folder: str, child: int, cmd: list) -> int:
     _write_json(folder, "proc.json", {
         "pid": child, "start": _start_ticks(child), "supervisor_pid": me,
         "supervisor_start": _start_ticks(me), "started": time.time(), "argv": cmd})
+
+
+def watch(folder: str, child: int, cmd: list, record: bool = True) -> int:
+    """Steps 3-5 once the backend runs: record it, wait, record how it ended."""
+    global _child
+    _child = child
+    if record:
+        record_start(folder, child, cmd)
     while True:
         try:
             _pid, status = os.waitpid(child, 0)
@@ -139,7 +146,7 @@ def main(argv: list) -> int:
         global _child
         _child = adopt
         _signals(forward_sigint=detach)
-        return watch(folder, adopt, cmd)
+        return watch(folder, adopt, cmd, record=False)  # recorded before the exec
     if detach and os.fork():
         os._exit(0)
     log, null = open_log(folder)

@@ -52,23 +52,25 @@ def bind_socket(path: str) -> socket.socket:
     return sock
 
 
-def _load(instance_dir: str) -> tuple[Any, list[tuple[str, Any]]]:
-    """The machine (with the plugins' schema, so defaults apply) and its sim devices."""
+def _load(instance_dir: str) -> tuple[Any, Any]:
+    """The machine (with the plugins' schema, so defaults apply) and the plugin manager."""
     from vmctl.config.machine import Machine
     from vmctl.config.schema import Schema
-    from vmctl.plugins import call, get_plugin_manager
+    from vmctl.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
     with open(os.path.join(instance_dir, "machine.json"), encoding="utf-8") as f:
         machine = Machine.from_json(json.load(f), Schema.from_plugins(pm))
-    return machine, call(pm, "vmctl_sim_devices", machine=machine)
+    return machine, pm
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0].startswith("-"):
-        return _fail("usage: python -m vmctl.sim INSTANCE_DIR", 2)
-    instance_dir = args[0]
+def serve_instance(instance_dir: str, machine: Any = None, pm: Any = None) -> int:
+    """Run the instance in ``instance_dir`` until the machine ends; the exit status.
+
+    ``machine`` and ``pm`` are given when ``vmctl run`` forks the simulator from a process
+    that has them already (see :mod:`vmctl.runtime.launch`); otherwise they are loaded
+    from ``machine.json`` and the installed plugins.
+    """
     try:
         with open(os.path.join(instance_dir, "instance.json"), encoding="utf-8") as f:
             meta = json.load(f)
@@ -78,11 +80,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import asyncio
 
+    from vmctl.plugins import call
     from vmctl.sim.build import PACKAGE, build_simulation
     from vmctl.sim.server import EventHub, SimServer
 
     try:
-        machine, contributions = _load(instance_dir)
+        if machine is None:
+            machine, pm = _load(instance_dir)
+        contributions = call(pm, "vmctl_sim_devices", machine=machine)
         hub = EventHub()
         sim = build_simulation(machine, contributions=contributions,
                                paused=bool(meta.get("paused")), sink=hub.emit,
@@ -94,3 +99,10 @@ def main(argv: list[str] | None = None) -> int:
              f"{'paused' if meta.get('paused') else 'running'}; QMP on {meta['socket']}")
     server = SimServer(sim, hub, sock, package=PACKAGE, console=_console, path=meta["socket"])
     return asyncio.run(server.serve())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        return _fail("usage: python -m vmctl.sim INSTANCE_DIR", 2)
+    return serve_instance(args[0])
