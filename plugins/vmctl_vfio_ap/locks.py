@@ -124,7 +124,8 @@ class LockChecker:
         self.model = model
         self.order = ORDERS[model]
         self._rank = {c: i for i, c in enumerate(self.order)}
-        self._held: dict[str, list[tuple[LockClass, str, bool]]] = {}
+        #: per operation: ``(class, instance, shared, rank, state)`` of each lock it holds
+        self._held: dict[str, list[tuple[LockClass, str, bool, int, _State]]] = {}
         self._locks: dict[tuple[LockClass, str], _State] = {}
         self.acquisitions = 0
         self.contentions = 0
@@ -135,7 +136,7 @@ class LockChecker:
 
     def held(self, ctx: str) -> tuple[str, ...]:
         """Names of the locks ``ctx`` holds, in acquisition order."""
-        return tuple(_name(c, i) for c, i, _ in self._held.get(ctx, ()))
+        return tuple(_name(h[0], h[1]) for h in self._held.get(ctx, ()))
 
     def holders(self, cls: LockClass, instance: str = "") -> tuple[str, ...]:
         """The operations holding a lock (one writer, or the readers)."""
@@ -152,30 +153,34 @@ class LockChecker:
     def holds_any(self, ctx: str) -> bool:
         return ctx in self._held
 
-    def _check_order(self, ctx: str, req: Acquire) -> None:
-        rank = self._rank[req.cls]
-        for cls, inst, _ in self._held.get(ctx, ()):
-            if cls is req.cls:
-                what = "recursive locking" if inst == req.instance else "nested locking of one class"
-                msg = (f"{ctx}: {what}: acquiring {_name(req.cls, req.instance)} while holding "
-                       f"{_name(cls, inst)}")
-            elif self._rank[cls] > rank:
-                msg = (f"{ctx}: lock inversion: acquiring {_name(req.cls, req.instance)} while "
-                       f"holding {_name(cls, inst)}; the order is {self.order_text()}")
-            else:
-                continue
-            self.inversions.append(msg)
-            raise LockOrderError(msg)
+    def _refuse(self, ctx: str, req: Acquire, cls: LockClass, inst: str) -> None:
+        if cls is req.cls:
+            what = "recursive locking" if inst == req.instance else "nested locking of one class"
+            msg = (f"{ctx}: {what}: acquiring {_name(req.cls, req.instance)} while holding "
+                   f"{_name(cls, inst)}")
+        else:
+            msg = (f"{ctx}: lock inversion: acquiring {_name(req.cls, req.instance)} while "
+                   f"holding {_name(cls, inst)}; the order is {self.order_text()}")
+        self.inversions.append(msg)
+        raise LockOrderError(msg)
 
     def acquire(self, ctx: str, req: Acquire) -> bool:
-        """Take ``req`` for ``ctx`` if it is free; raise :class:`LockOrderError` on an inversion."""
+        """Take ``req`` for ``ctx`` if it is free; raise :class:`LockOrderError` on an inversion.
+
+        Every lock ``ctx`` already holds must rank strictly below the new one (same class:
+        recursive or nested locking).  Try-locks are not order-checked: they cannot deadlock.
+        """
         cls, inst, shared, trylock = req
+        rank = self._rank[cls]
         held = self._held.get(ctx)
         if held and not trylock:
-            self._check_order(ctx, req)
-        st = self._locks.get((cls, inst))
+            for h in held:
+                if h[3] >= rank:
+                    self._refuse(ctx, req, h[0], h[1])
+        key = (cls, inst)
+        st = self._locks.get(key)
         if st is None:
-            st = self._locks[(cls, inst)] = _State()
+            st = self._locks[key] = _State()
         if st.writer is not None or (st.readers and not shared):
             self.contentions += 1
             return False
@@ -184,9 +189,9 @@ class LockChecker:
         else:
             st.writer = ctx
         if held is None:
-            self._held[ctx] = [(cls, inst, shared)]
+            self._held[ctx] = [(cls, inst, shared, rank, st)]
         else:
-            held.append((cls, inst, shared))
+            held.append((cls, inst, shared, rank, st))
         self.acquisitions += 1
         return True
 
@@ -199,8 +204,7 @@ class LockChecker:
             i -= 1
         if i < 0:
             raise ModelError(errno.EPERM, f"{ctx}: releasing {_name(cls, inst)} it does not hold")
-        shared = held.pop(i)[2]
-        st = self._locks[(cls, inst)]
+        _, _, shared, _, st = held.pop(i)
         if shared:
             st.readers[ctx] -= 1
             if not st.readers[ctx]:
@@ -213,8 +217,8 @@ class LockChecker:
     def release_all(self, ctx: str) -> tuple[str, ...]:
         """Drop everything ``ctx`` holds (error paths); returns what was held."""
         names = self.held(ctx)
-        for cls, inst, _ in reversed(list(self._held.get(ctx, ()))):
-            self.release(ctx, Release(cls, inst))
+        for h in reversed(list(self._held.get(ctx, ()))):
+            self.release(ctx, Release(h[0], h[1]))
         return names
 
 

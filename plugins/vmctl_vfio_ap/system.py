@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -211,8 +212,13 @@ class ApSystem:
         return out
 
 
+@functools.lru_cache(maxsize=1024)
+def _parts(kpath: str) -> tuple[str, ...]:
+    return tuple(p for p in kpath.split("/") if p)
+
+
 def _split(kpath: str) -> list[str]:
-    return [p for p in kpath.split("/") if p]
+    return list(_parts(kpath))
 
 
 def _mdev_attr(parts: list[str]) -> tuple[str, str]:

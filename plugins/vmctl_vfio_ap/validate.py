@@ -86,7 +86,7 @@ def _alone(machine: Machine, dev: ApDevice) -> list[Diagnostic]:
 
 
 def _backend(machine: Machine, dev: ApDevice, backend: str) -> list[Diagnostic]:
-    accel = str(machine.get("machine.accel", "auto"))
+    accel = str(machine.section("machine").get("accel", "auto"))
     if accel == "kvm":
         return []
     if backend == "qemu":
@@ -177,9 +177,10 @@ def validate_fleet(machines: Sequence[Machine], ctx: ValidationContext) -> list[
                     "out: vmctl derives one from the machine name)"))
             shared: dict[int, tuple[tuple[Machine, ApDevice], list[str]]] = {}
             in_use: dict[str, list[str]] = {}
+            mine = (m, dev)
             for a, d in dev.apqns:
                 apqn = (a << 8) | d
-                first = owner.setdefault(apqn, (m, dev))
+                first = owner.setdefault(apqn, mine)
                 if first[0] is not m:
                     shared.setdefault(id(first[0]), (first, []))[1].append(M.format_apqn(a, d))
                 mdev = live.get(apqn)
