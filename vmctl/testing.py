@@ -330,14 +330,21 @@ class SimInstance:
         return path.read_text() if path.exists() else ""
 
     def stop(self) -> None:
-        from vmctl.errors import VmctlError
+        """``vmctl stop NAME``: quit, then signals; the folder is removed.  Idempotent."""
         from vmctl.runtime.control import stop
 
         self.qmp.close()
-        try:
+        if self.dir.exists():
             stop(self.name, force=False)
-        except VmctlError:
-            pass  # already stopped and cleaned
+
+
+def _wait_recorded(inst: Any, timeout: float = 10.0) -> None:
+    """Until the supervisor has recorded the backend (``vmctl ps`` says running, not starting)."""
+    from vmctl.runtime.inspect import State, inspect
+
+    deadline = time.monotonic() + timeout
+    while inspect(inst).state is State.STARTING and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -345,6 +352,7 @@ def sim_instance(vmctl_isolated: Path, tmp_path: Path, vmctl_pm) -> Iterator[Cal
     from vmctl.config import load_machine
     from vmctl.config.validate import check_machine
     from vmctl.diagnostics import render
+    from vmctl.runtime.instance import Instance
     from vmctl.runtime.launch import Launch
     from vmctl.types import Severity
 
@@ -360,6 +368,7 @@ def sim_instance(vmctl_isolated: Path, tmp_path: Path, vmctl_pm) -> Iterator[Cal
             pytest.fail(f"{path} is not a valid machine:\n{render(errors)}")
         launch = Launch(loaded, vmctl_pm, backend="sim", name=name, paused=paused)
         inst = SimInstance(launch.start(), vmctl_pm)
+        _wait_recorded(Instance(vmctl_isolated, inst.name))
         started.append(inst)
         return inst
 

@@ -90,10 +90,17 @@ class Shells:
         return [tuple((row + "\t").split("\t")[:2]) for row in out.splitlines() if row]
 
     def _run(self, argv: list[str]) -> str:
+        need(argv[0])
         proc = subprocess.run(argv, capture_output=True, text=True, env=self.env, cwd=self.cwd,
                               timeout=60)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
+
+
+def need(program: str) -> None:
+    """Fail (never skip) when a shell the tests drive is missing."""
+    if shutil.which(program) is None:
+        pytest.fail(f"{program} is not installed: ./scripts/install-test-deps installs it")
 
 
 class Tmux:
@@ -146,11 +153,11 @@ def shells(tmp_path: Path) -> Shells:
 @pytest.fixture
 def tmux(shells: Shells):
     """``tmux(command, ready)`` starts an interactive shell; all are closed afterwards."""
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed: run ./scripts/install-test-deps")
+    need("tmux")
     sessions: list[Tmux] = []
 
     def start(command: list[str], ready: str) -> Tmux:
+        need(command[0] if command[0] != "env" else command[2])
         sessions.append(Tmux(shells, command, ready))
         return sessions[-1]
 

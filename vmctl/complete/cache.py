@@ -12,6 +12,7 @@ a plugin changes the key, and the next TAB rebuilds the file (once, ~0.2 s).
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from typing import Any
@@ -24,10 +25,12 @@ CACHE_NAME = "complete.json"
 Facts = dict[str, Any]
 
 
+@functools.cache
 def plugin_facts() -> Facts:
     """The facts: ``plugins``, ``kinds``, ``formats`` (``[[name, help], …]``), ``groups``
     (third-party command groups as completion-table nodes) and ``completers`` (``[[plugin,
-    entry point], …]`` for the plugins that implement ``vmctl_complete``)."""
+    entry point], …]`` for the plugins that implement ``vmctl_complete``).  Read once per
+    process (one TAB is one process)."""
     path = cache_dir() / CACHE_NAME
     try:
         cached = json.loads(path.read_text())

@@ -36,9 +36,6 @@ HOST_KINDS = ("pci-address", "apqn", "adapter", "domain")
 #: ``"vmctl CMD --option"`` or ``"vmctl CMD ARG"`` → completer, where no convention applies.
 OVERRIDES = {"vmctl export --format": "export-format", "vmctl qmp COMMAND": "qmp-command"}
 
-#: Completers whose candidates come from the running system, not from the table.
-DYNAMIC = ("machine", "file", "dir", "instance", "plugin", "device-kind", "export-format",
-           "qmp-command")
 
 Node = dict[str, Any]
 

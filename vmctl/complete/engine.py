@@ -75,7 +75,7 @@ def join_breaks(words: Sequence[str], cword: int) -> tuple[list[str], int, str]:
     glue = False
     for i, word in enumerate(words[: cword + 1]):
         breaker = bool(word) and set(word) <= BREAKS
-        if out and (glue or breaker) and i > 0:
+        if out and (glue or breaker):
             out[-1] += word
         else:
             out.append(word)
@@ -138,10 +138,10 @@ def parse(table: Node, words: Sequence[str], cword: int) -> Request:
         return Request("option", incomplete, **common)
     if positional == 0 and node["commands"]:
         return Request("command", incomplete, **common)
-    args = node["arguments"]
-    if not args:
+    specs = node["arguments"]
+    if not specs:
         return Request("", incomplete, **common)
-    arg = args[positional] if positional < len(args) else args[-1]
-    if positional >= len(args) and arg["nargs"] != -1:
+    spec = specs[positional] if positional < len(specs) else specs[-1]
+    if positional >= len(specs) and spec["nargs"] != -1:
         return Request("", incomplete, **common)
-    return Request(arg["complete"], incomplete, choices=tuple(arg["choices"]), **common)
+    return Request(spec["complete"], incomplete, choices=tuple(spec["choices"]), **common)

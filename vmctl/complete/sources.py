@@ -78,12 +78,14 @@ def qmp_commands(name: str, timeout: float = 0.5) -> list[Item]:
     import socket
 
     from vmctl.paths import state_dir
+    from vmctl.runtime.instance import Instance
 
-    with open(state_dir() / name / "instance.json", encoding="utf-8") as f:
-        path = json.load(f)["socket"]
+    inst = Instance(state_dir(), name)
+    if not inst.exists():
+        return []
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
-        sock.connect(path)
+        sock.connect(str(inst.socket()))
         reader = sock.makefile("rb")
         reader.readline()  # the greeting
         for request in (b'{"execute": "qmp_capabilities"}\n', b'{"execute": "query-commands"}\n'):
