@@ -29,7 +29,7 @@ def _stamp(paths: list[str]) -> list[list[Any]]:
     return out
 
 
-def _key(module_files: list[str]) -> dict[str, Any]:
+def install_key(module_files: list[str]) -> dict[str, Any]:
     return {"path": _stamp([p for p in sys.path if p]), "modules": _stamp(module_files),
             "disabled": os.environ.get("VMCTL_DISABLE_PLUGINS", ""), "python": sys.version}
 
@@ -40,7 +40,7 @@ def plugin_commands() -> list[dict[str, str]]:
     try:
         cached = json.loads(path.read_text())
         modules = [m[0] for m in cached["key"]["modules"]]
-        if cached["key"] == _key(modules):
+        if cached["key"] == install_key(modules):
             return cached["commands"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -56,7 +56,7 @@ def plugin_commands() -> list[dict[str, str]]:
         from vmctl.fsutil import atomic_write
 
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps({"key": _key(files), "commands": commands}), mode=0o600)
+        atomic_write(path, json.dumps({"key": install_key(files), "commands": commands}), mode=0o600)
     except OSError:
         pass  # an unwritable cache only costs speed
     return commands

@@ -17,7 +17,7 @@ import json
 import sys
 from typing import Any
 
-from vmctl.cli.plugin_commands import _key
+from vmctl.cli.plugin_commands import install_key as _key
 from vmctl.paths import cache_dir
 
 CACHE_NAME = "complete.json"

@@ -114,6 +114,13 @@ TABLE = {
             'arguments': [],
             'commands': {},
         },
+        'completion': {
+            'help': "Print the completion script for SHELL; the script's first lines say how to install it",
+            'options': [
+                {'names': ['--help', '-h'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
+            'arguments': [{'name': 'shell', 'nargs': 1, 'complete': 'choice', 'choices': ['bash', 'zsh', 'fish']}],
+            'commands': {},
+        },
         'host': {
             'help': 'Check and prepare the host: readiness, journaled sysfs changes, undo',
             'options': [

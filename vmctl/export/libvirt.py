@@ -23,7 +23,9 @@ def machine_uuid(machine: Machine) -> str:
     return str(uuid.uuid5(NAMESPACE, machine.name))
 
 
-def build_domain(machine: Machine) -> ET.Element:
+def build_domain(machine: Machine, kernel_args: list[str] | None = None) -> ET.Element:
+    """The host's part of the domain; ``kernel_args`` are plugins' additions to the command line."""
+    kernel_args = kernel_args or []
     mach = machine.section("machine")
     accel = mach.get("accel", "auto")
     dom = ET.Element("domain", type="kvm" if accel == "kvm" else "qemu")
@@ -45,8 +47,9 @@ def build_domain(machine: Machine) -> ET.Element:
         ET.SubElement(os_, "kernel").text = str(machine.resolve_path("boot.kernel"))
     if boot.get("initrd"):
         ET.SubElement(os_, "initrd").text = str(machine.resolve_path("boot.initrd"))
-    if boot.get("append"):
-        ET.SubElement(os_, "cmdline").text = str(boot["append"])
+    cmdline = " ".join(x for x in [str(boot.get("append", "")).strip(), *kernel_args] if x)
+    if cmdline:
+        ET.SubElement(os_, "cmdline").text = cmdline
     if not boot.get("kernel"):
         ET.SubElement(os_, "boot", dev="hd")
     ET.SubElement(dom, "features")
@@ -69,7 +72,11 @@ def build_domain(machine: Machine) -> ET.Element:
 
 
 def render_libvirt(machine: Machine, pm: pluggy.PluginManager) -> str:
-    dom = build_domain(machine)
+    from vmctl.plugins import call_flat
+    from vmctl.types import KernelArg
+
+    kargs = [f.text for f in call_flat(pm, "vmctl_qemu_args", machine=machine) if isinstance(f, KernelArg)]
+    dom = build_domain(machine, kargs if machine.section("boot").get("kernel") else [])
     call(pm, "vmctl_libvirt_xml", machine=machine, domain=dom)
     features = dom.find("features")
     if features is not None and len(features) == 0:
