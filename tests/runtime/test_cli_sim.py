@@ -126,7 +126,7 @@ def test_unknown_names_and_bad_arguments():
     assert res.returncode == 1 and "no instance is running" in res.stderr
     cli_ok("run", P9, "--paused")
     res = cli("stop", "p9")
-    assert res.returncode == 1 and "instances: p9-dual" in res.stderr
+    assert res.returncode == 1 and "instances: p9-dual (running)" in res.stderr
     res = cli("qmp", "p9-dual", "query-status", "{bad")
     assert res.returncode == 2 and "not valid JSON" in res.stderr
     res = cli("qmp", "p9-dual", "query-status", "[1]")

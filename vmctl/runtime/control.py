@@ -35,7 +35,7 @@ def find(name: str) -> Instance:
     inst = Instance(_state(), name)
     if inst.exists():
         return inst
-    known = [i.name for i in list_instances(_state())]
+    known = [f"{i.name} ({inspect(i, tail=0).state.value})" for i in list_instances(_state())]
     hint = (f"instances: {', '.join(known)}" if known
             else "no instance is running; start one with: vmctl run PATH")
     raise VmctlError(f"no instance named {name!r}", hint=hint)

@@ -150,6 +150,8 @@ class Instance:
 
     def log_tail(self, lines: int = 10, max_bytes: int = 16384) -> list[str]:
         """The last ``lines`` non-empty lines of the log."""
+        if lines <= 0:
+            return []
         try:
             with open(self.log_path, "rb") as f:
                 f.seek(0, os.SEEK_END)

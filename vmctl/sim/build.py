@@ -21,7 +21,7 @@ from vmctl import __version__
 from vmctl.sim.commands import Dispatcher
 from vmctl.sim.devices import DeviceHost
 from vmctl.sim.qmp import Request
-from vmctl.sim.vm import SimVM
+from vmctl.sim.vm import SimVM, machine_value
 from vmctl.sim.workload import boot_times, get_workload
 
 #: ``package`` string of the greeting and ``query-version``.
@@ -78,8 +78,8 @@ def build_simulation(machine: Any, *, contributions: Iterable[tuple[str, Any]] =
     seed, workload_name = sim_settings(machine)
     workload = get_workload(workload_name)
     arch = str(getattr(machine, "arch", "ppc64"))
-    mtype = str(_get(machine, "machine.type", "") or "")
-    firmware = _get(machine, "boot.firmware", None)
+    mtype = str(machine_value(machine, "machine.type", "") or "")
+    firmware = machine_value(machine, "boot.firmware", None)
     events: list[tuple[str, dict[str, Any] | None]] = []
     emit = sink if sink is not None else (lambda e, d: events.append((e, d)))
     vm = SimVM(machine, seed=seed, workload=workload,
@@ -94,11 +94,3 @@ def build_simulation(machine: Any, *, contributions: Iterable[tuple[str, Any]] =
                             package=PACKAGE)
     vm.lifecycle.power_on(paused)
     return Simulation(vm, devices, dispatcher, events)
-
-
-def _get(machine: Any, key: str, default: Any) -> Any:
-    try:
-        value = machine.get(key)
-    except (KeyError, AttributeError):
-        return default
-    return default if value is None else value

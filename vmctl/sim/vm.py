@@ -68,7 +68,7 @@ class SimVM:
         self._workload_rng = random.Random(f"{seed}/workload")
         self._sink = sink
         self._console = console
-        ncpus = int(_get(machine, "machine.cpus", 1) or 1)
+        ncpus = int(machine_value(machine, "machine.cpus", 1) or 1)
         self.cpus = [SimCpu(i, thread_base + i + 1, online=(i == 0)) for i in range(ncpus)]
         self._phase_listeners: list[Callable[[str], None]] = []
         self._tick_listeners: list[Callable[[float, float], None]] = []
@@ -113,7 +113,7 @@ class SimVM:
                 cpu.online, cpu.load = cpu.index == 0, 0.0
             self._console("vmctl-sim: machine reset")
         elif name == Phase.FIRMWARE.value:
-            fw = _get(self.machine, "boot.firmware", None) or "firmware"
+            fw = machine_value(self.machine, "boot.firmware", None) or "firmware"
             self._console(f"vmctl-sim: {fw} started on CPU 0")
         elif name == Phase.KERNEL.value:
             for cpu in self.cpus:
@@ -141,7 +141,8 @@ class SimVM:
         self._sink(event, data)
 
 
-def _get(machine: Any, key: str, default: Any) -> Any:
+def machine_value(machine: Any, key: str, default: Any) -> Any:
+    """``machine.get(key)``, or ``default`` when absent (also for stand-in machines)."""
     try:
         value = machine.get(key)
     except (KeyError, AttributeError):
