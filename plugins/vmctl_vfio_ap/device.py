@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid as _uuid
 import weakref
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING
 
 from vmctl_vfio_ap import masks as M
@@ -44,19 +44,19 @@ class ApDevice:
     uuid_given: bool
     id: str | None = None
 
-    @property
+    @cached_property
     def apm(self) -> int:
         return M.from_ids(self.adapters)
 
-    @property
+    @cached_property
     def aqm(self) -> int:
         return M.from_ids(self.domains)
 
-    @property
+    @cached_property
     def adm(self) -> int:
         return M.from_ids(self.control_domains)
 
-    @property
+    @cached_property
     def apqns(self) -> list[tuple[int, int]]:
         """Every APQN the guest is given: adapters × domains, ascending, no duplicates."""
         return [(a, d) for a in sorted(set(self.adapters)) for d in sorted(set(self.domains))]

@@ -76,6 +76,8 @@ def _alone(machine: Machine, dev: ApDevice) -> list[Diagnostic]:
                 f"list at least one {field[:-1]}, e.g. {field} = [5]"))
     for field, ids in (("adapters", dev.adapters), ("domains", dev.domains),
                        ("control-domains", dev.control_domains)):
+        if len(set(ids)) == len(ids):
+            continue
         dups = sorted({i for i in ids if ids.count(i) > 1})
         if dups:
             out.append(machine.warning(
