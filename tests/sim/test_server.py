@@ -164,6 +164,22 @@ def test_qemu_qmp_client_drives_the_simulator(sim_proc):
     asyncio.run(main())
 
 
+def test_twenty_concurrent_qemu_qmp_clients_are_all_served(sim_proc):
+    _, sock, _ = sim_proc
+
+    async def one(i: int) -> list[str]:
+        qmp = QMPClient(f"c{i}")
+        await qmp.connect(str(sock))
+        names = [(await qmp.execute("query-name"))["name"] for _ in range(10)]
+        await qmp.disconnect()
+        return names
+
+    async def main():
+        return await asyncio.gather(*(one(i) for i in range(20)))
+
+    assert asyncio.run(main()) == [["box"] * 10] * 20
+
+
 def test_a_client_that_stops_reading_does_not_block_the_others(sim_proc):
     _, sock, _ = sim_proc
     stuck = Raw(sock)

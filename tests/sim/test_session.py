@@ -77,3 +77,28 @@ def test_closed_session_writes_nothing():
     out.clear()
     s.receive(b'{"execute": "qmp_capabilities"}\n')
     assert out == []
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.binary(max_size=40) | st.sampled_from(
+    [b'{"execute": "qmp_capabilities"}\n', b'{"execute": "query-status", "id": 1}\n',
+     b"}", b"{", b"[", b'"', b"\n", b"\xff", b'{"execute": "stop"}', b"null\n"]),
+    max_size=30))
+def test_any_byte_stream_gets_well_formed_answers_and_never_breaks_the_session(chunks):
+    s, out, _ = session()
+    for chunk in chunks:
+        s.receive(chunk)
+    s.receive(b'\n]]]]]]}}}}}}\n{"execute": "qmp_capabilities", "id": "end"}\n')
+    lines = b"".join(out).split(b"\r\n")
+    assert lines[-1] == b""
+    for line in lines[:-1]:
+        msg = json.loads(line)
+        assert set(msg) <= {"QMP", "return", "error", "id", "event", "timestamp", "data"}
+        if "error" in msg:
+            assert set(msg["error"]) == {"class", "desc"}
+    last = json.loads(lines[-2])
+    assert last.get("id") == "end" or "error" in last or "return" in last
