@@ -184,6 +184,8 @@ def main() -> int:
             nocache = median_ms(launch_times(machine, pm, "sim", max(5, opts.runs // 3)))
             del os.environ["PYTHONDONTWRITEBYTECODE"]
         os.environ["PYTHONPYCACHEPREFIX"] = str(folder / "pycache")
+        sys.dont_write_bytecode = False  # the forked simulator imports in this interpreter
+        sys.pycache_prefix = str(folder / "pycache")
         launch_times(machine, pm, "sim", 1)  # warm the bytecode cache
         cli_times(1)
         launch = launch_times(machine, pm, "sim", opts.runs)

@@ -24,12 +24,15 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from vmctl.runtime import supervisor
 
 SUPERVISOR = Path(supervisor.__file__)
+#: Seconds the forked child waits before exec'ing the supervisor.
+SUPERVISOR_DELAY = 0.15
 
 
 class Child:
@@ -66,7 +69,11 @@ def _become_supervisor(folder: str, lock_fd: int, cmd: list[str], child: int,
                        log: int, null: int, env: dict[str, str], detach: bool) -> None:
     """Record ``child``, then exec the supervisor adopting it.  Never returns."""
     supervisor.record_start(folder, child, cmd)  # same pid after the exec
-    os.nice(10)  # the supervisor's start-up must not slow the backend's
+    # The supervisor's Python start-up must not compete with the backend's on a busy
+    # machine: start it a little later, and at a lower priority.  Nothing is lost
+    # meanwhile: a backend that ends early stays a zombie until the supervisor reaps it.
+    os.nice(10)
+    time.sleep(SUPERVISOR_DELAY)
     if detach:
         os.dup2(null, 0)
         os.dup2(log, 1)
