@@ -53,10 +53,12 @@ class Started:
     pid: int | None
     elapsed: float
     greeting: dict[str, Any]
+    to_greeting: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "backend": self.backend, "socket": self.socket,
                 "dir": self.dir, "pid": self.pid, "elapsed": round(self.elapsed, 4),
+                "to_greeting": round(self.to_greeting, 4),
                 "qmp": self.greeting.get("QMP", {})}
 
 
@@ -78,12 +80,14 @@ _READY_PROBE = (b'{"execute": "qmp_capabilities"}\n'
                 b'{"execute": "query-status", "id": "vmctl-ready"}\n')
 
 
-def try_ready(path: str, timeout: float) -> dict[str, Any] | None:
+def try_ready(path: str, timeout: float,
+              greeted: list[float] | None = None) -> dict[str, Any] | None:
     """The QMP greeting once the backend answers a command; None if not ready yet.
 
     The greeting alone is not enough: QEMU's monitor thread greets before the machine
     is built, and a QEMU that then fails (bad memory size, missing firmware) would look
     ready.  A ``query-status`` reply comes from the main loop, after machine set-up.
+    ``greeted`` (a list) receives the ``time.monotonic()`` of the greeting.
     """
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
@@ -106,6 +110,8 @@ def try_ready(path: str, timeout: float) -> dict[str, Any] | None:
                 if not (isinstance(msg, dict) and "QMP" in msg):
                     return None
                 greeting = msg
+                if greeted is not None:
+                    greeted.append(time.monotonic())
                 s.sendall(_READY_PROBE)
             elif isinstance(msg, dict) and msg.get("id") == "vmctl-ready":
                 return greeting if "return" in msg else None
@@ -164,6 +170,7 @@ class Launch:
         self.lock = InstanceLock(self.state, self.name)
         self.proc: spawn.Child | None = None
         self.command: list[str] = []
+        self.greeted: list[float] = []
 
     def _prepare(self) -> Path:
         if self.inst.exists():
@@ -222,7 +229,7 @@ class Launch:
                 raise VmctlError(f"{self.backend} backend for {self.name!r} did not answer on "
                                  f"QMP within {timeout:.0f} s",
                                  hint=f"last log line: {_failure_lines(self.inst, self.backend, self.command[0])}")
-            greeting = try_ready(str(sock), min(1.0, left))
+            greeting = try_ready(str(sock), min(1.0, left), self.greeted)
             if greeting is not None:
                 return greeting
             time.sleep(delay)
@@ -251,8 +258,9 @@ class Launch:
         finally:
             self.lock.release()
         pid = self._recorded_pid()
+        to_greeting = (self.greeted[-1] - t0) if self.greeted else 0.0
         return Started(self.name, self.backend, str(sock), str(self.inst.dir), pid,
-                       time.monotonic() - t0, greeting)
+                       time.monotonic() - t0, greeting, to_greeting)
 
     def _recorded_pid(self) -> int | None:
         """The backend's pid (``proc.json`` is written before the backend can answer)."""
