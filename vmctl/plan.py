@@ -19,8 +19,10 @@ def make_plan(m: Machine, pm: pluggy.PluginManager, ctx: ValidationContext, sysf
     """The plan as JSON-able data (keys ``machine``, ``predictions``, ``host_steps``, ``argv``)."""
     from vmctl.host.sysfs import Sysfs
 
-    predictions = {name: pred for name, pred in call(pm, "vmctl_predict", machine=m, ctx=ctx)}
     sysfs = Sysfs(sysfs_root, call_flat(pm, "vmctl_fake_kernel"))
+    if ctx.sysfs is None:
+        ctx.sysfs = sysfs  # predictions may look at the host the plan is for
+    predictions = {name: pred for name, pred in call(pm, "vmctl_predict", machine=m, ctx=ctx)}
     host_problem = None
     try:
         steps = call_flat(pm, "vmctl_host_steps", machine=m, sysfs=sysfs)

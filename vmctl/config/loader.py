@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,70 @@ MAX_BYTES = 1024 * 1024
 KeyPath = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a value was written: ``file`` as shown to the user, 1-based ``line`` (0: unknown)."""
+class LineIndex:
+    """Line numbers of one file's keys, scanned on first use (most machines never need them)."""
 
-    file: str
-    line: int
+    __slots__ = ("text", "_lines")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._lines: dict[KeyPath, int] | None = None
+
+    def line(self, key: KeyPath) -> int:
+        if self._lines is None:
+            self._lines = key_lines(self.text)
+        while key:
+            found = self._lines.get(key)
+            if found is not None:
+                return found
+            key = key[:-1]
+        return 0
+
+
+class Source:
+    """Where a value was written: ``file`` as shown to the user, 1-based ``line`` (0: unknown).
+
+    Built with a :class:`LineIndex` and the key, the line is looked up only when read.
+    """
+
+    __slots__ = ("file", "_line", "_index", "_key")
+
+    def __init__(self, file: str, line: int | None = None, index: LineIndex | None = None,
+                 key: KeyPath = ()) -> None:
+        self.file = file
+        self._line = line
+        self._index = index
+        self._key = key
+
+    @property
+    def line(self) -> int:
+        if self._line is None:
+            self._line = self._index.line(self._key) if self._index is not None else 0
+        return self._line
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Source) and (self.file, self.line) == (other.file, other.line)
+
+    def __hash__(self) -> int:
+        return hash((self.file, self.line))
+
+    def __repr__(self) -> str:
+        return f"Source({self.file!r}, {self.line})"
+
+
+def key_paths(data: dict[str, Any], prefix: KeyPath = ()) -> list[KeyPath]:
+    """Every table and key path in parsed TOML data; ``[[device]]`` entries by index."""
+    out: list[KeyPath] = []
+    for key, value in data.items():
+        path = (*prefix, key)
+        out.append(path)
+        if isinstance(value, dict):
+            out += key_paths(value, path)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for i, item in enumerate(value):
+                out.append((*path, i))
+                out += key_paths(item, (*path, i))
+    return out
 
 
 class MachineError(VmctlError):
@@ -64,11 +121,10 @@ class Loader:
     """Loads files with a cache, so a base file included by many machines is parsed once."""
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[dict[str, Any], dict[KeyPath, int]]] = {}
+        self._cache: dict[Path, tuple[dict[str, Any], LineIndex]] = {}
 
-    def parse(self, path: Path) -> tuple[dict[str, Any], dict[KeyPath, int]]:
-        """Parse one file (no includes): its data and its key → line map."""
-        path = path.resolve()
+    def parse(self, path: Path) -> tuple[dict[str, Any], LineIndex]:
+        """Parse one file (no includes): its data and its line index.  ``path`` is resolved."""
         hit = self._cache.get(path)
         if hit is not None:
             return hit
@@ -102,25 +158,26 @@ class Loader:
             clean = _TOML_POS.sub("", msg).strip()
             raise _fail(path, "toml-syntax", f"TOML syntax error{col}: {clean}",
                         "see https://toml.io for the syntax; strings need quotes", line=line) from None
-        result = (data, key_lines(text))
+        result = (data, LineIndex(text))
         self._cache[path] = result
         return result
 
     def load(self, path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[KeyPath, Source]]:
         """The merged data of ``path`` with its includes, and each key's source."""
-        path = path.resolve()
+        if not _stack:
+            path = path.resolve()
         if path in _stack:
             chain = " → ".join(display_path(p) for p in (*_stack, path))
             raise _fail(_stack[-1], "include-cycle", f"include cycle: {chain}",
-                        "remove one of the includes", line=self.parse(_stack[-1])[1].get(("include",), 0),
+                        "remove one of the includes", line=self.parse(_stack[-1])[1].line(("include",)),
                         key="include")
-        data, lines = self.parse(path)
+        data, index = self.parse(path)
         shown = display_path(path)
-        prov = {k: Source(shown, v) for k, v in lines.items()}
+        prov = {k: Source(shown, None, index, k) for k in key_paths(data)}
         includes = data.get("include", [])
         if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
             raise _fail(path, "type", "include must be a list of file names",
-                        'write include = ["base/pseries.toml"]', line=lines.get(("include",), 0), key="include")
+                        'write include = ["base/pseries.toml"]', line=index.line(("include",)), key="include")
         merged: dict[str, Any] = {}
         mprov: dict[KeyPath, Source] = {}
         for inc in includes:
@@ -128,8 +185,8 @@ class Loader:
             if not target.exists():
                 raise _fail(path, "include-not-found", f"included file not found: {inc}",
                             f"looked for {display_path(target)}; includes are relative to {shown}",
-                            line=lines.get(("include",), 0), key="include")
-            idata, iprov = self.load(target, (*_stack, path))
+                            line=index.line(("include",)), key="include")
+            idata, iprov = self.load(target.resolve(), (*_stack, path))
             merged, mprov = merge(merged, mprov, idata, iprov)
         own = {k: v for k, v in data.items() if k != "include"}
         own_prov = {k: v for k, v in prov.items() if k[:1] != ("include",)}

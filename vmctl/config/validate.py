@@ -95,14 +95,27 @@ def validate_paths(paths: Iterable[str | Path], pm: pluggy.PluginManager,
         diags = check_machine(m, pm, ctx)
         report.diagnostics += diags
         if has_errors(diags):
-            report.invalid.add(m.file)
+            report.invalid.add(display_path(f))
         if not any(d.severity is Severity.ERROR and d.plugin == "vmctl" for d in diags):
             report.machines.append(m)
-    report.diagnostics += fleet(report.machines, pm, ctx)
-    for d in report.diagnostics:
-        if d.severity is Severity.ERROR and d.file:
-            report.invalid.add(d.file)
+    found = fleet(report.machines, pm, ctx)
+    report.diagnostics += found
+    report.invalid |= _machines_of([d for d in found if d.severity is Severity.ERROR], report.machines)
     return report
+
+
+def _machines_of(diags: list[Diagnostic], machines: list[Machine]) -> set[str]:
+    """The machine files fleet errors are about (a key may be written in an included file)."""
+    if not diags:
+        return set()
+    wanted = {(d.file, d.line, d.key) for d in diags}
+    out = set()
+    for m in machines:
+        for file, line, key in wanted:
+            src = m.source(key) if key else None
+            if file == display_path(m.path) or (src is not None and (src.file, src.line) == (file, line)):
+                out.add(display_path(m.path))
+    return out
 
 
 def fleet(machines: list[Machine], pm: pluggy.PluginManager, ctx: ValidationContext) -> list[Diagnostic]:
