@@ -59,7 +59,7 @@ def test_sh_export_runs_to_the_same_argv(name, tmp_path):
     probe.write_text(script.replace('exec "$@"', "printf '%s\\n' \"$@\""))
     out = subprocess.run(["sh", str(probe)], capture_output=True, text=True, check=True).stdout.splitlines()
     argv = json.loads(run_vmctl("export", f"machines/{name}", "--format", "argv", check=True).stdout)
-    assert out == argv
+    assert out == argv + ["-display", "none", "-serial", "mon:stdio"]  # a console for a terminal run
 
 
 def test_export_to_a_file_is_atomic_and_unknown_format_is_usage(tmp_path):

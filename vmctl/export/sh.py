@@ -11,6 +11,10 @@ from vmctl.config.machine import Machine
 from vmctl.qemu.argv import build_argv
 
 
+#: Appended by the sh export only: the script is meant to be run in a terminal.
+INTERACTIVE = ("-display", "none", "-serial", "mon:stdio")
+
+
 def render_sh(machine: Machine, pm: pluggy.PluginManager) -> str:
     """The argv as ``set -- "$@" …`` lines, one option per line with a provenance comment.
 
@@ -29,5 +33,9 @@ def render_sh(machine: Machine, pm: pluggy.PluginManager) -> str:
         lines.append(f"# {where}")
         lines.append(f"set -- {words}" if first else f'set -- "$@" {words}')
         first = False
+    # -nodefaults leaves no console: a guest started by hand needs one (a pseries guest
+    # without one exits before CAS).  `vmctl run --backend qemu` adds its own log console.
+    lines.append("# vmctl export sh: console and monitor on this terminal (Ctrl-a x quits)")
+    lines.append('set -- "$@" ' + " ".join(INTERACTIVE))
     lines.append('exec "$@"')
     return "\n".join(lines) + "\n"
