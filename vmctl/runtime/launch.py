@@ -58,7 +58,6 @@ class Started:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "backend": self.backend, "socket": self.socket,
                 "dir": self.dir, "pid": self.pid, "elapsed": round(self.elapsed, 4),
-                "to_greeting": round(self.to_greeting, 4),
                 "qmp": self.greeting.get("QMP", {})}
 
 
