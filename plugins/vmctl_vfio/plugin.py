@@ -71,6 +71,8 @@ def vmctl_fake_kernel():
 
 @hookimpl
 def vmctl_sim_devices(machine):
+    if not machine.devices_of("vfio-pci"):
+        return []  # keep the simulator's start-up free of this plugin's model
     from vmctl_vfio.sim import sim_devices
 
     return sim_devices(machine)

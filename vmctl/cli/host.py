@@ -45,11 +45,11 @@ def apply(path: Path = typer.Argument(..., help="A machine file.", show_default=
           do_it: bool = typer.Option(False, "--apply", help="Perform the writes (default: show them only)."),
           sysfs_root: str = SYSFS_ROOT) -> None:
     """The host changes a machine needs; journaled and undoable with --apply, a dry run without."""
-    from vmctl.cli.machines import _load_valid
+    from vmctl.cli.machines import load_valid
     from vmctl.host.journal import apply_steps
     from vmctl.plugins import call_flat
 
-    m, _ = _load_valid(path)
+    m, _ = load_valid(path)
     sysfs = _sysfs(sysfs_root)
     steps = call_flat(plugin_manager(), "vmctl_host_steps", machine=m, sysfs=sysfs)
     if not steps:

@@ -34,7 +34,7 @@ def _context(backend: Backend, host: bool, sysfs_root: str):
     return ctx
 
 
-def _load_valid(path: Path, backend: Backend = Backend.sim, host: bool = False, sysfs_root: str = "/"):
+def load_valid(path: Path, backend: Backend = Backend.sim, host: bool = False, sysfs_root: str = "/"):
     """Load one machine and refuse it, with its diagnostics, when it is invalid."""
     from vmctl.config import load_machine
     from vmctl.config.loader import MachineError
@@ -144,7 +144,7 @@ def plan(
     """What would happen: predictions, host steps and the launch command line, with provenance."""
     from vmctl.plan import make_plan, render_plan
 
-    m, ctx = _load_valid(path)
+    m, ctx = load_valid(path)
     p = make_plan(m, plugin_manager(), ctx, sysfs_root)
     if fmt is TextJson.json:
         emit_json(p)
@@ -163,7 +163,7 @@ def export(
     from vmctl.export import renderer
 
     render = renderer(fmt, plugin_manager())
-    m, _ = _load_valid(path)
+    m, _ = load_valid(path)
     text = render(m)
     if output is None:
         typer.echo(text, nl=False)

@@ -36,10 +36,10 @@ def run(
 ) -> None:
     """Validate a machine, start it detached, and return once it answers on QMP."""
     from vmctl.cli.machines import Backend as VBackend
-    from vmctl.cli.machines import _load_valid
+    from vmctl.cli.machines import load_valid
     from vmctl.runtime.launch import Launch
 
-    machine, _ctx = _load_valid(path, VBackend(backend.value))
+    machine, _ctx = load_valid(path, VBackend(backend.value))
     launch = Launch(machine, plugin_manager(), backend=backend.value, name=name, paused=paused,
                     notify=lambda msg: echo(msg, err=True))
     started = launch.start(foreground=foreground)

@@ -29,15 +29,16 @@ MACHINE = Section("machine", "What the machine is: identity, architecture, CPUs,
 BOOT = Section("boot", "Direct kernel boot and firmware.", (
     Option("kernel", "path", "guest kernel image (-kernel), relative to this file"),
     Option("initrd", "path", "initial ramdisk (-initrd), relative to this file"),
-    Option("append", "str", "guest kernel command line (-append)", default=""),
+    Option("append", "str", "guest kernel command line (-append); used only with kernel", default=""),
     Option("firmware", "str", "pseries firmware: slof (QEMU's default) or vof (fast, x-vof=on); "
            "'default' elsewhere", default="default", choices=("default", "slof", "vof")),
 ), plugin="vmctl")
 
 SIM = Section("sim", "The embedded simulator (vmctl run --backend sim).", (
     Option("seed", "int", "seed of every random choice the simulator makes", default=1, minimum=0),
-    Option("workload", "str", "guest workload: default (boot, then a steady mix), idle, or busy",
-           default="default", choices=("default", "idle", "busy")),
+    Option("workload", "str", "guest workload: default (boot, then a steady mix), idle, busy, or panic "
+           "(the guest kernel panics after boot, as a crash drill)",
+           default="default", choices=("default", "idle", "busy", "panic")),
 ), plugin="vmctl")
 
 HOST_SECTIONS = (MACHINE, BOOT, SIM)

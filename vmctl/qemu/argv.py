@@ -102,7 +102,7 @@ def build_argv(machine: Machine, pm: pluggy.PluginManager) -> Argv:
             units.append(Unit((flag, str(m.resolve_path(f"boot.{key}"))), [origin(f"boot.{key}")]))
     kargs = [k for k in frags if isinstance(k, KernelArg)]
     append = " ".join(x for x in [str(boot.get("append", "")).strip(), *(k.text for k in kargs)] if x)
-    if append:
+    if append and boot.get("kernel"):  # QEMU refuses -append without -kernel
         units.append(Unit(("-append", append), ([origin("boot.append")] if boot.get("append") else [])
                           + [origin(k.key, k.plugin) for k in kargs]))
     for f in frags:
