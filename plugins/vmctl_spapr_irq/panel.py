@@ -92,7 +92,7 @@ class IrqPanel(Panel):
         yield KeyValue("switch seen", id="irq-seen")
         yield RateChart("interrupts", id="irq-rate")
         yield KeyValue("per vCPU", id="irq-vcpus")
-        yield KeyValue("busiest sources", id="irq-sources")
+        yield KeyValue("busiest sources", lines=2, id="irq-sources")
 
     def on_mount(self) -> None:
         self.query_one("#irq-seen").display = False
@@ -127,7 +127,8 @@ class IrqPanel(Panel):
         if mode:
             self.seen_mode = mode
         line = self.query_one("#irq-seen", KeyValue)
-        line.display = self.seen_switch is not None
+        if line.display != (self.seen_switch is not None):
+            line.display = self.seen_switch is not None
         if self.seen_switch is not None:
             before, after, at = self.seen_switch
             when = f" at uptime {at:.1f} s" if at is not None else ""
@@ -135,7 +136,8 @@ class IrqPanel(Panel):
 
     def _show_sources(self, counts: dict[int, int]) -> None:
         line = self.query_one("#irq-sources", KeyValue)
-        line.display = bool(counts)
+        if line.display != bool(counts):
+            line.display = bool(counts)
         if not counts:
             return
         rates = {irq: self.rate(f"src{irq:#x}", n) for irq, n in counts.items()}

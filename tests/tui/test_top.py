@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import asyncio
 
-from textual.widgets import DataTable
-
 from tests.tui.conftest import kill, screen_text, state_dir, wait_for
 from vmctl.runtime.client import execute_once
 from vmctl.runtime.instance import Instance
 from vmctl.tui.monitor import MonitorScreen
+from vmctl.tui.table import InstanceTable
 from vmctl.tui.top import TopApp, TopScreen
 
 SIZE = (160, 30)
 
 
-def _column(table: DataTable, key: str) -> list[str]:
-    return [str(table.get_cell(row_key, key)) for row_key in _order(table)]
+def _column(table: InstanceTable, key: str) -> list[str]:
+    return [table.get_cell(row, key) for row in _order(table)]
 
 
-def _order(table: DataTable) -> list[str]:
-    return [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+def _order(table: InstanceTable) -> list[str]:
+    return list(table.order)
 
 
-def _cell(table: DataTable, row: str, column: str) -> str:
-    return str(table.get_cell(row, column))
+def _cell(table: InstanceTable, row: str, column: str) -> str:
+    return table.get_cell(row, column)
 
 
 def test_top_lists_live_paused_and_crashed_instances_with_headlines(start, pm):
@@ -119,13 +118,13 @@ def test_new_instances_appear_and_removed_ones_disappear(start, pm):
             await wait_for(pilot, lambda: table.row_count == 1, what="one row")
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: start("p9-dual.toml", name="second", paused=True))
-            await wait_for(pilot, lambda: "second" in table.rows
+            await wait_for(pilot, lambda: "second" in table.cells
                            and _cell(table, "second", "state") == "prelaunch",
                            what="the new instance")
             first = Instance(state_dir(), "first")
             kill(first)
             first.remove()
-            await wait_for(pilot, lambda: "first" not in table.rows, what="the removed row")
+            await wait_for(pilot, lambda: "first" not in table.cells, what="the removed row")
             assert table.row_count == 1
 
     asyncio.run(scenario())

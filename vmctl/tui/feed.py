@@ -95,6 +95,7 @@ class InstanceFeed:
         self._poke = asyncio.Event()
         self._inspection: Inspection | None = None
         self._task: asyncio.Task[Any] | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     # -- public --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -142,11 +143,12 @@ class InstanceFeed:
         down cleanly rather than torn apart with the loop.
         """
         task = self._task
-        if task is None or task.done() or task is asyncio.current_task():
-            return
-        if not task.cancelling():
-            task.cancel()
-        await asyncio.wait({task}, timeout=timeout)
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            if not task.cancelling():
+                task.cancel()
+            await asyncio.wait({task}, timeout=timeout)
+        if self._closing is not None and not self._closing.done():
+            await asyncio.wait({self._closing}, timeout=timeout)
 
     # -- connection ----------------------------------------------------------------------
     def _classify(self, after_loss: bool = False) -> tuple[Link, str]:
@@ -195,7 +197,9 @@ class InstanceFeed:
         finally:
             self._client = None
             events.cancel()
-            await client.close()
+            # a second cancellation (the app ending) must not cut the disconnect in half
+            self._closing = asyncio.ensure_future(client.close())
+            await asyncio.shield(self._closing)
 
     async def _pump_events(self, client: InstanceClient) -> None:
         async for event in client.events():

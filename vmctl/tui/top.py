@@ -23,8 +23,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
-from textual.widgets.data_table import CellDoesNotExist
+from textual.widgets import Footer, Static
 from textual.worker import Worker
 
 from vmctl.runtime.instance import Instance, list_instances
@@ -32,6 +31,7 @@ from vmctl.tui.dialogs import HelpScreen
 from vmctl.tui.feed import Feed, InstanceFeed
 from vmctl.tui.monitor import MonitorScreen
 from vmctl.tui.snapshot import Link, Snapshot, format_duration
+from vmctl.tui.table import InstanceTable
 from vmctl.tui.target import Target, load_target
 from vmctl.tui.widgets import STATUS_STYLE, status_text
 
@@ -63,7 +63,7 @@ class TopScreen(Screen[None]):
     """The instance table (see the module docstring)."""
 
     DEFAULT_CSS = """
-    TopScreen > DataTable { height: 1fr; }
+    TopScreen > InstanceTable { height: 1fr; }
     TopScreen > #summary { height: 1; padding: 0 1; background: $boost; }
     """
     BINDINGS = [
@@ -91,20 +91,20 @@ class TopScreen(Screen[None]):
         self.rows: dict[str, Row] = {}
         self.plugin_titles: dict[str, str] = {}
         self.renders = 0
+        self._summary = ""
 
     def compose(self) -> ComposeResult:
         yield Static(id="summary")
-        yield DataTable(cursor_type="row", zebra_stripes=True, id="instances")
+        yield InstanceTable(id="instances")
         yield Footer()
 
     @property
-    def table(self) -> DataTable:
-        return self.query_one("#instances", DataTable)
+    def table(self) -> InstanceTable:
+        return self.query_one("#instances", InstanceTable)
 
     def on_mount(self) -> None:
-        for key, label in FIXED:
-            self.table.add_column(label, key=key)
-        self.table.add_column(NOTE[1], key=NOTE[0])
+        for key, label in (*FIXED, NOTE):
+            self.table.add_column(key, label)
         self.scan()
         self.render_rows()
         self.set_interval(self.interval, self.render_rows)
@@ -133,25 +133,19 @@ class TopScreen(Screen[None]):
             if spec.headline is not None and spec.plugin not in self.plugin_titles:
                 self.plugin_titles[spec.plugin] = spec.title or spec.plugin
                 self._add_plugin_column(spec.plugin)
-        self.table.add_row(*([inst.name] + [""] * (len(self.table.columns) - 1)), key=inst.name)
+        self.table.add_row(inst.name)
         row.worker = self.run_worker(feed.run(), name=f"feed:{inst.name}", group="feeds",
                                      exit_on_error=False)
 
     def _add_plugin_column(self, plugin: str) -> None:
-        """Plugin columns go before NOTE: rebuild NOTE at the end."""
-        notes = {key.value: self.table.get_cell(key, NOTE[0]) for key in self.table.rows}
-        self.table.remove_column(NOTE[0])
-        self.table.add_column(self.plugin_titles[plugin], key=f"plugin:{plugin}", default="")
-        self.table.add_column(NOTE[1], key=NOTE[0], default="")
-        for key, value in notes.items():
-            self.table.update_cell(key, NOTE[0], value)
+        """Plugin columns go before NOTE."""
+        self.table.add_column(f"plugin:{plugin}", self.plugin_titles[plugin], before=NOTE[0])
 
     def _drop(self, name: str) -> None:
         row = self.rows.pop(name)
         if row.worker is not None:
             row.worker.cancel()
-        if name in self.table.rows:
-            self.table.remove_row(name)
+        self.table.remove_row(name)
 
     # -- drawing -------------------------------------------------------------------------
     def cells(self, row: Row, now: float) -> dict[str, Any]:
@@ -183,19 +177,22 @@ class TopScreen(Screen[None]):
         now = self.clock()
         table = self.table
         changed_sort = False
+        sort_key = self._sort_key()
         for name, row in self.rows.items():
             for column, value in self.cells(row, now).items():
                 if row.drawn.get(column) != value:
                     row.drawn[column] = value
-                    table.update_cell(name, column, value, update_width=True)
-                    changed_sort |= column == self._sort_key()
+                    table.set_cell(name, column, value)
+                    changed_sort |= column == sort_key
         if changed_sort or self.renders == 1:
             self.apply_sort()
         live = sum(1 for r in self.rows.values() if r.snapshot and r.snapshot.link is Link.LIVE)
         dead = sum(1 for r in self.rows.values() if r.snapshot and r.snapshot.link.dead)
-        self.query_one("#summary", Static).update(
-            f"{len(self.rows)} instances · {live} live · {dead} dead · {self.state} · "
-            f"sorted by {self._sort_label()}{' (reversed)' if self.reverse else ''}")
+        summary = (f"{len(self.rows)} instances · {live} live · {dead} dead · {self.state} · "
+                   f"sorted by {self._sort_label()}{' (reversed)' if self.reverse else ''}")
+        if summary != self._summary:
+            self._summary = summary
+            self.query_one("#summary", Static).update(summary, layout=False)
 
     def _sort_key(self) -> str:
         if self.sort_column in dict(FIXED):
@@ -211,35 +208,23 @@ class TopScreen(Screen[None]):
 
     def apply_sort(self) -> None:
         """Sort by the chosen column (then name), keeping the cursor on its instance."""
-        table = self.table
-        if not table.row_count:
-            return
-        selected = self.selected_name()
         key = self._sort_key()
         rows = self.rows
-        table.sort("name", key=lambda name: (rows[name].sort_values.get(key, "")
-                                             if name in rows else "", name),
-                   reverse=self.reverse)
-        if selected is not None and selected in table.rows:
-            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        self.table.header_suffix = {key: " ▼" if self.reverse else " ▲"}
+        self.table.sort(lambda name: (rows[name].sort_values.get(key, "") if name in rows
+                                      else "", name), reverse=self.reverse)
 
     def selected_name(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        try:
-            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        except CellDoesNotExist:
-            return None
+        return self.table.selected
 
     # -- keys ----------------------------------------------------------------------------
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_instance_table_row_chosen(self, event: InstanceTable.RowChosen) -> None:
         event.stop()
-        self.open(str(event.row_key.value))
+        self.open(event.key)
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+    def on_instance_table_header_clicked(self, event: InstanceTable.HeaderClicked) -> None:
         event.stop()
-        column = str(event.column_key.value)
+        column = event.column
         if column == NOTE[0]:
             return
         self.reverse = not self.reverse if self._sort_key() == column else False

@@ -18,9 +18,9 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import DataTable, Input, RichLog, Static
+from textual.widgets import Input, RichLog, Static
 
-from vmctl.tui.panel import Panel
+from vmctl.tui.panel import Panel, TextLines
 from vmctl.tui.qmpline import ConsoleSyntaxError, parse_line
 from vmctl.tui.snapshot import Link, PluginState, Snapshot, format_duration
 from vmctl.types import PanelSpec
@@ -41,11 +41,15 @@ def status_text(status: str) -> Text:
 
 
 class InfoHeader(Static):
-    """Name, backend, run state, uptime, QMP socket; the reason when not live."""
+    """Name, backend, run state, uptime, QMP socket; the reason when not live (3 lines)."""
 
     DEFAULT_CSS = """
-    InfoHeader { height: auto; padding: 0 1; background: $boost; }
+    InfoHeader { height: 3; padding: 0 1; background: $boost; }
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shown: Text | None = None
 
     def show(self, snap: Snapshot) -> None:
         line = Text.assemble((snap.name, "bold"), "  ", (snap.backend, "italic"), "  ",
@@ -53,48 +57,52 @@ class InfoHeader(Static):
                              format_duration(snap.uptime))
         sim = snap.sim or {}
         if snap.link is Link.LIVE and sim:
-            line.append(f"  phase {sim.get('phase', '?')} · clock "
-                        f"{float(sim.get('clock', 0.0)):.1f}s", style="dim")
+            line.append(f"  phase {sim.get('phase', '?')} · virtual clock "
+                        f"{format_duration(float(sim.get('clock', 0.0)))}", style="dim")
         out = Text("\n").join([line, Text(f"QMP {snap.socket}", style="dim")])
         if snap.reason:
             out.append("\n")
             out.append(snap.reason, style=STATUS_STYLE.get(snap.link.value, "yellow"))
-        self.update(out)
+        if out != self._shown:              # repaint only what changed (uptime ticks in s)
+            self._shown = out
+            self.update(out, layout=False)  # fixed height: repaint, no new layout
 
 
-class VcpuTable(DataTable):
-    """One row per vCPU: index, host thread, core, state, load (simulator)."""
+class VcpuTable(TextLines, can_focus=True):
+    """One row per vCPU: index, host thread, core, state, load (simulator).
+
+    Plain aligned text in a box sized to the vCPUs, repainted in place when a value changes
+    (a DataTable or a Rich table re-measures everything each time: at 4 Hz that costs the
+    monitor more than the rest of the screen).
+    """
 
     DEFAULT_CSS = """
-    VcpuTable { height: auto; max-height: 12; border: round $secondary; }
+    VcpuTable { height: 4; border: round $secondary; padding: 0 1; }
     VcpuTable:focus { border: round $accent; }
     """
 
-    COLUMNS = (("cpu", "CPU"), ("thread", "thread"), ("core", "core"), ("state", "state"),
-               ("load", "load"))
+    HEADER = ("CPU", "thread", "core", "state", "load")
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(**kwargs)
         self.border_title = "vCPUs"
-
-    def on_mount(self) -> None:
-        for key, label in self.COLUMNS:
-            self.add_column(label, key=key)
+        self.row_count = 0
+        self._drawn: tuple[Any, ...] = ()
 
     def show(self, snap: Snapshot) -> None:
-        wanted = {str(v.index): v for v in snap.vcpus}
-        for key in [k.value for k in self.rows if k.value not in wanted]:
-            self.remove_row(key)
-        for key, vcpu in wanted.items():
-            load = "—" if vcpu.load is None else f"{vcpu.load * 100:5.1f}%"
-            cells = [str(vcpu.index), _opt(vcpu.thread_id), _opt(vcpu.core),
-                     vcpu.state or "—", load]
-            if key in self.rows:
-                for (col, _label), value in zip(self.COLUMNS, cells):
-                    if self.get_cell(key, col) != value:
-                        self.update_cell(key, col, value)
-            else:
-                self.add_row(*cells, key=key)
+        rows = tuple((str(v.index), _opt(v.thread_id), _opt(v.core), v.state or "—",
+                      "—" if v.load is None else f"{v.load * 100:3.0f}%") for v in snap.vcpus)
+        if rows == self._drawn:
+            return
+        widths = [max(len(r[i]) for r in (self.HEADER, *rows)) for i in range(len(self.HEADER))]
+        lines = [Text("  ".join(h.ljust(w) for h, w in zip(self.HEADER, widths)), style="bold")]
+        lines += [Text("  ".join(c.rjust(w) if i == 4 else c.ljust(w)
+                                 for i, (c, w) in enumerate(zip(row, widths)))) for row in rows]
+        if len(rows) != self.row_count:
+            self.row_count = len(rows)
+            self.styles.height = min(len(rows), 16) + 3      # header + border
+        self._drawn = rows
+        self.set_lines(lines)
 
 
 def _opt(value: Any) -> str:
