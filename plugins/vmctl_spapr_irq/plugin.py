@@ -31,6 +31,15 @@ def vmctl_qemu_args(machine):
 
 
 @hookimpl
+def vmctl_libvirt_xml(machine, domain):
+    if machine.arch != "ppc64":
+        return
+    from vmctl_spapr_irq.qemu import libvirt_xml
+
+    libvirt_xml(machine, domain)
+
+
+@hookimpl
 def vmctl_sim_devices(machine):
     if machine.arch != "ppc64":
         return []  # keep the simulator's start-up free of this plugin's model

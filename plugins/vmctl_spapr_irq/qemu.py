@@ -31,3 +31,25 @@ def machine_props(machine: Machine) -> list[MachineProp]:
     if s.firmware == "vof":
         props.append(MachineProp("x-vof", "on", key="boot.firmware"))
     return props
+
+
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
+
+def libvirt_xml(machine: Machine, domain) -> None:
+    """Carry the interrupt settings into libvirt, which has no element for them.
+
+    libvirt passes ``<qemu:commandline>`` arguments through; QEMU merges a second
+    ``-machine`` option into the first, so ``-machine ic-mode=…`` keeps the machine type
+    libvirt chose and adds the properties (checked against QEMU 7.2: ``qom-get
+    /machine ic-mode`` reads back the value).
+    """
+    import xml.etree.ElementTree as ET
+
+    props = machine_props(machine)
+    if not props:
+        return
+    ET.register_namespace("qemu", QEMU_NS)
+    cmdline = ET.SubElement(domain, f"{{{QEMU_NS}}}commandline")
+    ET.SubElement(cmdline, f"{{{QEMU_NS}}}arg", value="-machine")
+    ET.SubElement(cmdline, f"{{{QEMU_NS}}}arg", value=",".join(f"{p.name}={p.value}" for p in props))

@@ -32,3 +32,13 @@ def test_domain_reflects_the_machine():
     assert dom.find("os/type").get("arch") == "ppc64" and dom.find("os/type").get("machine") == "pseries"
     assert dom.findtext("memory") == str(2 * 1024 * 1024) and dom.find("vcpu").get("current") == "2"
     assert dom.findtext("devices/emulator") == "/usr/bin/qemu-system-ppc64"
+
+
+def test_pseries_interrupt_settings_reach_qemu_through_libvirt():
+    xml = run_vmctl("export", "machines/p8-dual.toml", "--format", "libvirt-xml", check=True).stdout
+    ns = {"qemu": "http://libvirt.org/schemas/domain/qemu/1.0"}
+    args = [a.get("value") for a in ET.fromstring(xml).findall("qemu:commandline/qemu:arg", ns)]
+    argv = run_vmctl("export", "machines/p8-dual.toml", "--format", "argv", check=True).stdout
+    assert args[0] == "-machine" and args[1].startswith("ic-mode=")
+    # the same properties the argv export puts on -machine, type aside
+    assert f'"pseries,{args[1]}"' in argv

@@ -103,3 +103,12 @@ def test_journal_is_private(tree: Sysfs):
 def test_paths_cannot_escape_the_root(tree: Sysfs):
     with pytest.raises(ValueError):
         tree.path("/sys/../../etc/passwd")
+
+
+def test_journal_is_not_taken_for_an_instance(tree: Sysfs):
+    from vmctl.runtime.instance import list_instances
+
+    apply_steps(steps(), tree, "m")
+    from vmctl.paths import state_dir
+
+    assert list_instances(state_dir()) == []

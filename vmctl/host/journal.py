@@ -26,7 +26,7 @@ from vmctl.types import HostStep
 
 def journal_path(sysfs: Sysfs) -> Path:
     digest = hashlib.sha256(str(sysfs.root).encode()).hexdigest()[:16]
-    return private_dir(state_dir() / "host") / f"journal-{digest}.json"
+    return private_dir(state_dir() / ".host") / f"journal-{digest}.json"  # "." keeps it out of vmctl ps
 
 
 def _load(path: Path) -> dict[str, Any]:
