@@ -75,7 +75,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Label, Static
+from textual.widgets import Label, Sparkline, Static
 
 from vmctl.tui.snapshot import RateMeter, format_rate
 
@@ -226,6 +226,7 @@ class RateChart(TextLines):
 
     DEFAULT_CSS = """
     RateChart { height: 1; }
+    RateChart > Sparkline { display: none; }
     """
 
     VALUE_WIDTH = 9
@@ -238,10 +239,25 @@ class RateChart(TextLines):
         self._history: list[float] = []
         self._value: float | None = None
 
+    def compose(self) -> ComposeResult:
+        # Hidden, never drawn: keeps ``query_one(Sparkline).data`` working for older code.
+        yield Sparkline([])
+
+    @property
+    def data(self) -> list[float]:
+        """The history shown, oldest first."""
+        return list(self._history)
+
+    @property
+    def value(self) -> float | None:
+        """The rate printed at the right."""
+        return self._value
+
     def show(self, history: Sequence[float], current: float | None = None) -> None:
         """Draw ``history`` (oldest first) and print ``current`` (default: the last one)."""
         self._history = list(history)
         self._value = current if current is not None else (history[-1] if history else None)
+        self.query_one(Sparkline).data = self._history
         self._draw()
 
     def on_resize(self) -> None:
