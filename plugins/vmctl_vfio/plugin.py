@@ -109,3 +109,11 @@ def vmctl_complete(kind, incomplete, sysfs):
     from vmctl_vfio.hostcheck import complete_pci
 
     return complete_pci(incomplete, sysfs)
+
+
+@hookimpl
+def vmctl_cli_commands():
+    from vmctl.types import CliCommand
+
+    return [CliCommand("vfio", "VFIO passthrough: IOMMU groups, their devices and drivers, viability",
+                       "vmctl_vfio.cli:vfio_app")]

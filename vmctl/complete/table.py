@@ -187,5 +187,21 @@ TABLE = {
                     'arguments': [],
                     'commands': {},
                 },},
+        },
+        'vfio': {
+            'help': "VFIO passthrough: the host's IOMMU groups, their devices and drivers",
+            'options': [
+                {'names': ['--help'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
+            'arguments': [],
+            'commands': {
+                'show': {
+                    'help': "IOMMU groups with each device's driver, and whether the group can be passed through",
+                    'options': [
+                        {'names': ['--sysfs-root'], 'value': True, 'multiple': False, 'complete': 'dir', 'choices': [], 'help': 'Root under which /sys and /dev are read and written (a fake tree in tests)'},
+                        {'names': ['--format'], 'value': True, 'multiple': False, 'complete': 'choice', 'choices': ['text', 'json'], 'help': 'text for people, json for programs'},
+                        {'names': ['--help'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
+                    'arguments': [{'name': 'pci_address', 'nargs': -1, 'complete': 'host:pci-address', 'choices': []}],
+                    'commands': {},
+                },},
         },},
 }
