@@ -76,3 +76,12 @@ def test_plugin_raising_in_a_hook_is_left_out_with_one_warning(capsys):
     err = capsys.readouterr().err
     assert err.count("plugin 'raiser' raised RuntimeError in vmctl_sections: boom") == 1
     assert pm.get_plugin("raiser") is None
+
+
+def test_plugins_can_be_named_and_unknown_names_get_the_nearest():
+    rows = json.loads(run_vmctl("plugins", "vfio-ap", "--format", "json", check=True).stdout)["plugins"]
+    assert [r["name"] for r in rows] == ["vfio-ap"]
+    assert rows[0]["device_kinds"] == ["vfio-ap"] and "vmctl_cli_commands" in rows[0]["hooks"]
+    proc = run_vmctl("plugins", "vfio-aq")
+    assert proc.returncode == 1
+    assert "no plugin named 'vfio-aq'" in proc.stderr and 'did you mean "vfio-ap"?' in proc.stderr

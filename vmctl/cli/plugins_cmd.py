@@ -7,7 +7,9 @@ import typer
 from vmctl.cli.common import TextJson, echo, emit_json, plugin_manager
 
 
-def plugins(fmt: TextJson = typer.Option(TextJson.text, "--format", help="text or json.")) -> None:
+def plugins(plugin: list[str] = typer.Argument(None, metavar="[PLUGIN]...",
+                                               help="Only these plugins (default: all)."),
+            fmt: TextJson = typer.Option(TextJson.text, "--format", help="text or json.")) -> None:
     """Loaded plugins: version, built-in or not, sections, device kinds, hooks."""
     from vmctl.config.schema import Schema
     from vmctl.export import formats
@@ -25,6 +27,15 @@ def plugins(fmt: TextJson = typer.Option(TextJson.text, "--format", help="text o
             "device_kinds": sorted(k.name for k in schema.kinds.values() if k.plugin == name),
             "hooks": hooks_of(pm, name),
         })
+    if plugin:
+        from vmctl.config.schema import did_you_mean
+        from vmctl.errors import VmctlError
+
+        known = [r["name"] for r in rows]
+        for name in plugin:
+            if name not in known:
+                raise VmctlError(f"no plugin named {name!r}", did_you_mean(name, known, "plugins"))
+        rows = [r for r in rows if r["name"] in plugin]
     if fmt is TextJson.json:
         emit_json({"plugins": rows, "export_formats": fmts, "conflicts": schema.conflicts})
         return

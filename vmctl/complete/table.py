@@ -50,7 +50,7 @@ TABLE = {
             'options': [
                 {'names': ['--format'], 'value': True, 'multiple': False, 'complete': 'choice', 'choices': ['text', 'json'], 'help': 'text or json'},
                 {'names': ['--help', '-h'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
-            'arguments': [],
+            'arguments': [{'name': 'plugin', 'nargs': -1, 'complete': 'plugin', 'choices': []}],
             'commands': {},
         },
         'run': {
