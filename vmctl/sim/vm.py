@@ -25,6 +25,11 @@ What a device may use:
 ``phase``       ``"reset"``, ``"firmware"``, ``"kernel"``, ``"running"``
 ``workload``    the :class:`~vmctl.sim.workload.Workload` (``name``, ``load``)
 ``console()``   write a line to the guest console (the instance log)
+
+What a device may do to the machine, as QEMU's ``-action`` choices do (the simulator
+sends QEMU's own events for each): ``guest_reset()``, ``press_power_button()``,
+``guest_poweroff()``, ``pause()``, ``guest_panic()``.  Devices never touch
+``lifecycle`` itself: its states and rules are the simulator's.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from vmctl.sim.workload import Workload, next_load
 
 #: Standard QEMU events a device model may emit without the vendor prefix.
 STANDARD_DEVICE_EVENTS = frozenset({"DEVICE_DELETED", "DEVICE_UNPLUG_GUEST_ERROR",
-                                    "MEMORY_FAILURE", "ACPI_DEVICE_OST"})
+                                    "MEMORY_FAILURE", "ACPI_DEVICE_OST", "WATCHDOG"})
 
 EventSink = Callable[[str, "dict[str, Any] | None"], None]
 
@@ -97,6 +102,27 @@ class SimVM:
     def console(self, line: str) -> None:
         """Append ``line`` to the guest console (the instance log)."""
         self._console(line)
+
+    # -- what a device may do to the machine (QEMU's own events follow) -----------------
+    def guest_reset(self) -> None:
+        """The guest (or a device on its behalf, e.g. a watchdog) resets the machine."""
+        self.lifecycle.reset(guest=True, reason="guest-reset")
+
+    def press_power_button(self) -> None:
+        """ACPI/EPOW power button: a booted guest shuts itself down shortly after."""
+        self.lifecycle.powerdown()
+
+    def guest_poweroff(self) -> None:
+        """The machine powers off at the guest's side (SHUTDOWN, then the process ends)."""
+        self.lifecycle.quit(reason="guest-shutdown")
+
+    def pause(self) -> None:
+        """Stop the vCPUs, as ``-action …=pause`` does (STOP)."""
+        self.lifecycle.stop()
+
+    def guest_panic(self) -> None:
+        """The guest reported a panic; with ``-action panic=pause`` the vCPUs stop."""
+        self.lifecycle.guest_panic()
 
     # -- wiring (used by the simulator) ---------------------------------------------------
     def on_phase(self, listener: Callable[[str], None]) -> None:

@@ -8,10 +8,11 @@ from vmctl.sim.build import build_simulation
 from vmctl.sim.qmp import QMPError
 from vmctl.sim.vm import STANDARD_DEVICE_EVENTS
 from vmctl_i6300esb.model import expiry_seconds
-from vmctl_i6300esb.sim import COMMAND, EVENT, FALLBACK_EVENT, sim_devices
+from vmctl_i6300esb.sim import COMMAND, EVENT, sim_devices
 
 #: The event as this simulator lets a device send it (QEMU's own name when allowed).
-WATCHDOG = EVENT if EVENT in STANDARD_DEVICE_EVENTS else FALLBACK_EVENT
+WATCHDOG = EVENT  # QEMU's own event name: the simulator lets devices send it
+assert WATCHDOG in STANDARD_DEVICE_EVENTS
 
 
 @pytest.fixture

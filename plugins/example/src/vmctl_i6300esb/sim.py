@@ -34,7 +34,6 @@ from .schema import KIND
 COMMAND = "__org.vmctl_watchdog-guest"
 EVENT = "WATCHDOG"
 #: Used only by a simulator that lets devices send vendor events alone.
-FALLBACK_EVENT = "__org.vmctl_WATCHDOG"
 DAEMON_STATES = ("not-started", "running", "hung", "stopped", "killed")
 
 
@@ -171,19 +170,15 @@ class WatchdogDevice(SimDevice):
     def _fire(self) -> None:
         """Stage 2 expired: tell QMP clients, then do what QEMU's watchdog_perform_action does."""
         self.fired.append({"at": round(self.now, 3), "action": self.action})
-        try:
-            self.vm.emit(EVENT, {"action": self.action})
-        except ValueError:  # a simulator that takes only vendor events from devices
-            self.vm.emit(FALLBACK_EVENT, {"action": self.action})
-        life = self.vm.lifecycle
+        self.vm.emit(EVENT, {"action": self.action})
         if self.action == "reset":
-            life.reset(guest=True, reason="guest-reset")
+            self.vm.guest_reset()
         elif self.action == "shutdown":
-            life.powerdown()
+            self.vm.press_power_button()
         elif self.action == "poweroff":
-            life.quit(reason="guest-shutdown")
+            self.vm.guest_poweroff()
         elif self.action == "pause":
-            life.stop()
+            self.vm.pause()
         elif self.action == "inject-nmi":
             self.vm.console("Uhhuh. NMI received for unknown reason 30 on CPU 0.")
         elif self.action == "debug":
