@@ -135,9 +135,7 @@ class SpaprIrqDevice(SimDevice):
     def _exit(self, exc: QemuExit) -> None:
         """QEMU would print the error and exit(1): the simulated machine ends the same way."""
         self.error = exc.message
-        self.vm.console(f"qemu-system-ppc64: {exc.message}")
-        if not self.vm.lifecycle.finished:
-            self.vm.lifecycle.quit(reason="host-error")
+        self.vm.exit_with_error(f"qemu-system-ppc64: {exc.message}")
 
 
 def sim_devices(machine: Any) -> list[SimDevice]:

@@ -231,9 +231,7 @@ class VfioApDevice(SimDevice):
     def _fail(self, message: str) -> None:
         """QEMU cannot realise the device: it prints the error and exits."""
         self.error = message
-        self.vm.console(f"qemu-system-s390x: -device vfio-ap: {message}")
-        if not self.vm.lifecycle.finished:
-            self.vm.lifecycle.quit(reason="host-error")
+        self.vm.exit_with_error(f"qemu-system-s390x: -device vfio-ap: {message}")
 
 
 def sim_devices(machine: Any) -> list[SimDevice]:

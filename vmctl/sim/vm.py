@@ -28,7 +28,7 @@ What a device may use:
 
 What a device may do to the machine, as QEMU's ``-action`` choices do (the simulator
 sends QEMU's own events for each): ``guest_reset()``, ``press_power_button()``,
-``guest_poweroff()``, ``pause()``, ``guest_panic()``.  Devices never touch
+``guest_poweroff()``, ``pause()``, ``guest_panic()``, ``exit_with_error(message)``.  Devices never touch
 ``lifecycle`` itself: its states and rules are the simulator's.
 """
 
@@ -123,6 +123,13 @@ class SimVM:
     def guest_panic(self) -> None:
         """The guest reported a panic; with ``-action panic=pause`` the vCPUs stop."""
         self.lifecycle.guest_panic()
+
+    def exit_with_error(self, message: str) -> None:
+        """QEMU prints ``message`` and exits (a device that cannot be realised, a CAS
+        refusal): the line goes to the console and the machine ends; once only."""
+        self.console(message)
+        if not self.lifecycle.finished:
+            self.lifecycle.quit(reason="host-error")
 
     # -- wiring (used by the simulator) ---------------------------------------------------
     def on_phase(self, listener: Callable[[str], None]) -> None:
