@@ -19,7 +19,9 @@ def ap() -> None:
 
 
 @ap_app.command("show")
-def show(sysfs_root: str = SYSFS_ROOT,
+def show(apqn: list[str] = typer.Argument(None, metavar="[APQN]...",
+                                         help="Only these queues (AA.DDDD, hex): who owns each, and why."),
+         sysfs_root: str = SYSFS_ROOT,
          fmt: TextJson = typer.Option(TextJson.text, "--format", help="text for people, json for programs.")) -> None:
     """The AP masks, adapters, queues with their drivers, and each mdev's matrix in the kernel's format."""
     from vmctl.host.sysfs import Sysfs
@@ -28,11 +30,21 @@ def show(sysfs_root: str = SYSFS_ROOT,
 
     sysfs = Sysfs(sysfs_root)
     host = read_host(sysfs)
+    from vmctl.errors import VmctlError
+
+    if apqn:
+        if not host.present:
+            raise VmctlError(f"no AP bus under {sysfs.root} (/sys/bus/ap is missing)",
+                             "AP crypto adapters exist on IBM Z hosts only; pass --sysfs-root for a fake tree")
+        found = [owner(host, _parse_apqn(text, host)) for text in apqn]
+        if fmt is TextJson.json:
+            emit_json(found)
+        else:
+            echo("\n".join(f"{f['apqn']}  {f['summary']}" for f in found))
+        return
     if fmt is TextJson.json:
         emit_json(host.to_json())
         return
-    from vmctl.errors import VmctlError
-
     if not host.present:
         raise VmctlError(f"no AP bus under {sysfs.root} (/sys/bus/ap is missing)",
                          "AP crypto adapters exist on IBM Z hosts only; pass --sysfs-root for a fake tree")
@@ -75,3 +87,45 @@ def render(host, root: str, fake: bool) -> list[str]:  # host: ApHost
             lines.append(f"    {title}:")
             lines += [f"      {line}" for line in text.splitlines()] or ["      (none)"]
     return lines
+
+
+def _parse_apqn(text: str, host) -> tuple[int, int]:
+    """``05.0004`` → (5, 4), checked against the host's maxima (the kernel's ENODEV)."""
+    from vmctl.errors import VmctlError
+
+    card, dot, dom = text.partition(".")
+    try:
+        apid, apqi = int(card, 16), int(dom, 16)
+        if not dot or not card or not dom:
+            raise ValueError
+    except ValueError:
+        raise VmctlError(f"{text!r} is not an APQN", "write adapter.domain in hex, as the kernel prints "
+                         "queues: 05.0004") from None
+    if apid > host.max_adapter_id or apqi > host.max_domain_id:
+        raise VmctlError(f"APQN {text} is outside this machine (ENODEV): ap_max_adapter_id is "
+                         f"{host.max_adapter_id}, ap_max_domain_id {host.max_domain_id}",
+                         "vmctl ap show lists the host's adapters and queues")
+    return apid, apqi
+
+
+def owner(host, apqn: tuple[int, int]) -> dict[str, object]:
+    """Who has queue ``apqn``: the host's drivers (masks), an mdev, and whether its guest sees it."""
+    from vmctl_vfio_ap import masks as M
+
+    apid, apqi = apqn
+    name = f"{apid:02x}.{apqi:04x}"
+    queue = next((q for q in host.queues if (q.apid, q.apqi) == apqn), None)
+    host_owned = host.host_owned(apid, apqi)
+    mdev = host.mdev_owning(apid, apqi)
+    in_guest = bool(mdev and M.test(mdev.guest_apm, apid) and M.test(mdev.guest_aqm, apqi))
+    parts = [f"queue on {queue.driver or 'no driver'}" + (f" ({queue.status})" if queue.status else "")
+             if queue else "no queue device (not in the host's AP configuration)",
+             "reserved for the host by apmask/aqmask" if host_owned else "free for vfio_ap (apmask/aqmask)"]
+    if mdev:
+        parts.append(f"assigned to mdev {mdev.uuid}" + ("; the guest sees it" if in_guest else
+                                                         "; filtered out of the guest's view"))
+    else:
+        parts.append("in no mdev")
+    return {"apqn": name, "queue": bool(queue), "driver": queue.driver if queue else None,
+            "host_owned": host_owned, "mdev": mdev.uuid if mdev else None, "in_guest": in_guest,
+            "summary": "; ".join(parts)}

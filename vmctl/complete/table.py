@@ -184,7 +184,7 @@ TABLE = {
                         {'names': ['--sysfs-root'], 'value': True, 'multiple': False, 'complete': 'dir', 'choices': [], 'help': 'Root under which /sys and /dev are read and written (a fake tree in tests)'},
                         {'names': ['--format'], 'value': True, 'multiple': False, 'complete': 'choice', 'choices': ['text', 'json'], 'help': 'text for people, json for programs'},
                         {'names': ['--help'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
-                    'arguments': [],
+                    'arguments': [{'name': 'apqn', 'nargs': -1, 'complete': 'host:apqn', 'choices': []}],
                     'commands': {},
                 },},
         },
