@@ -242,18 +242,9 @@ class FakeSysfs:
 
     def snapshot(self) -> dict[str, str]:
         """Every entry: file text, ``-> target`` for links, ``<dir>``; for exact comparisons."""
-        out: dict[str, str] = {}
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            for name in sorted(dirnames + filenames):
-                p = Path(dirpath) / name
-                rel = "/" + str(p.relative_to(self.root))
-                if p.is_symlink():
-                    out[rel] = "-> " + os.readlink(p)
-                elif p.is_file():
-                    out[rel] = p.read_text()
-                else:
-                    out[rel] = "<dir>"
-        return dict(sorted(out.items()))
+        from vmctl.host.sysfs import tree_snapshot
+
+        return tree_snapshot(self.root)
 
 
 @pytest.fixture

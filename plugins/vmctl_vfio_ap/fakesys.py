@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmctl.host.sysfs import FakeKernelHandler, Sysfs, mark_fake
+from vmctl.host.sysfs import FakeKernelHandler, Sysfs, mark_fake, tree_snapshot
 from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.apbus import CARD_DRIVER, DEFAULT_QUEUE_DRIVER, VFIO_AP_DRIVER, ApConfig, Card
 from vmctl_vfio_ap.host import load_system
@@ -261,19 +261,7 @@ def write_host(root: str | os.PathLike[str], ap: ApSystem, description: str = "f
 
 def snapshot(root: str | os.PathLike[str]) -> dict[str, str]:
     """Every file's content and every link's target under ``root`` (for byte-for-byte checks)."""
-    out: dict[str, str] = {}
-    base = Path(root)
-    for dirpath, dirnames, filenames in os.walk(base):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = "/" + str(p.relative_to(base))
-            if p.is_symlink():
-                out[rel] = "-> " + os.readlink(p)
-            elif p.is_file():
-                out[rel] = p.read_text()
-            else:
-                out[rel] = "<dir>"
-    return out
+    return tree_snapshot(root)
 
 
 # -- the scenarios of semantics.md §4.11 ----------------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from vmctl.host.sysfs import tree_snapshot as snapshot
+
 import errno
-import os
 import stat
 from pathlib import Path
 
@@ -15,15 +16,6 @@ from vmctl.host.sysfs import FakeKernelHandler, Sysfs, mark_fake
 from vmctl.types import HostStep, HostWrite
 
 
-def snapshot(root: Path) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            out[rel] = ("link", os.readlink(p)) if p.is_symlink() else (
-                "dir" if p.is_dir() else ("file", p.read_bytes()))
-    return out
 
 
 def _bind(sysfs: Sysfs, path: str, value: str) -> None:

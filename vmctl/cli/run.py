@@ -53,17 +53,10 @@ def run(
         raise typer.Exit(launch.follow(echo))
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+def _format_age(seconds: float | None) -> str:
+    from vmctl.textfmt import format_duration
+
+    return format_duration(seconds, missing="-")
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -89,7 +82,7 @@ def ps(
     for r in rows:
         detail = r["run_state"] or r["reason"] or "-"
         table.append([r["name"], r["state"], r["backend"] or "?", str(r["pid"] or "-"),
-                      _age(r["uptime"]), detail, r["socket"] or "-"])
+                      _format_age(r["uptime"]), detail, r["socket"] or "-"])
     echo(_table(table))
 
 
@@ -97,7 +90,7 @@ def _render_status(s: dict[str, Any]) -> str:
     detail = s.get("reason") or (s.get("run_state") if s.get("run_state") != s["state"] else "")
     lines = [f"{s['name']}: {s['state']}" + (f" ({detail})" if detail else "")]
     fields = [("backend", s.get("backend")), ("run state", s.get("run_state")),
-              ("pid", s.get("pid")), ("uptime", _age(s.get("uptime")) if s.get("uptime")
+              ("pid", s.get("pid")), ("uptime", _format_age(s.get("uptime")) if s.get("uptime")
                                       is not None else None),
               ("qmp socket", s.get("socket")), ("folder", s.get("dir"))]
     version = s.get("qmp")

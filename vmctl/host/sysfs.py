@@ -146,6 +146,27 @@ class Sysfs:
             shutil.rmtree(p)
 
 
+def tree_snapshot(root: str | os.PathLike[str]) -> dict[str, str]:
+    """Every entry under ``root``, for exact before/after comparisons of a (fake) tree.
+
+    Keys are kernel-style paths (``/sys/bus/ap/apmask``); values are the file's text
+    (decoded losslessly), ``-> TARGET`` for a symlink, ``<dir>`` for a folder.
+    """
+    base = Path(root)
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = "/" + p.relative_to(base).as_posix()
+            if p.is_symlink():
+                out[rel] = "-> " + os.readlink(p)
+            elif p.is_file():
+                out[rel] = p.read_bytes().decode("utf-8", "surrogateescape")
+            else:
+                out[rel] = "<dir>"
+    return dict(sorted(out.items()))
+
+
 def mark_fake(root: str | os.PathLike[str], description: str = "") -> None:
     """Mark ``root`` as a fake sysfs tree (tests and the ``vmctl.testing`` kit do this)."""
     Path(root).mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vmctl.textfmt import format_duration  # noqa: F401 - the TUI's widgets import it from here
+
 
 class Link(str, enum.Enum):
     """The state of vmctl's connection to an instance (see the module docstring)."""
@@ -146,20 +148,6 @@ class RateMeter:
         """Forget everything (a new connection, another instance)."""
         self._last.clear()
         self._rates.clear()
-
-
-def format_duration(seconds: float | None) -> str:
-    """``"—"``, ``"42s"``, ``"3m05s"``, ``"2h03m"``, ``"4d02h"`` — short and sortable by eye."""
-    if seconds is None:
-        return "—"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def format_rate(rate: float | None, unit: str = "/s") -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from vmctl.host.sysfs import tree_snapshot as snapshot
+
 import errno
-import os
 from pathlib import Path
 
 import pytest
@@ -30,15 +31,6 @@ def errno_of(fs: Sysfs, path: str, value: str) -> int:
     return exc.value.errno
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = Path(dirpath, name)
-            rel = str(p.relative_to(root))
-            out[rel] = ("-> " + os.readlink(p)) if p.is_symlink() else \
-                (p.read_text() if p.is_file() else "<dir>")
-    return out
 
 
 def driver(fs: Sysfs, addr: str) -> str | None:

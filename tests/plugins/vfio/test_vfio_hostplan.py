@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from vmctl.host.sysfs import tree_snapshot as snapshot
+
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -22,20 +23,6 @@ from .test_vfio_validate import machine_text
 GPU, AUDIO, NIC = "0000:01:00.0", "0000:01:00.1", "0000:03:00.0"
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file's bytes and every symlink's target under ``root``."""
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in sorted(dirs + files):
-            p = Path(dirpath, name)
-            rel = p.relative_to(root).as_posix()
-            if p.is_symlink():
-                out[rel] = "-> " + os.readlink(p)
-            elif p.is_file():
-                out[rel] = p.read_bytes().hex()
-            else:
-                out[rel] = "dir"
-    return out
 
 
 @pytest.fixture
