@@ -171,7 +171,7 @@ def read_host(sysfs: Sysfs) -> ApHost:
     by_apqn = {(q.apid << 8) | q.apqi: q for q in queues}
     for name in sysfs.listdir(MATRIX) if loaded else []:
         base = f"{MATRIX}/{name}"
-        if not _UUID.match(name) or not sysfs.exists(f"{base}/matrix"):
+        if not _UUID.fullmatch(name) or not sysfs.exists(f"{base}/matrix"):
             continue
         apm, aqm = M.parse_matrix_text(sysfs.read(f"{base}/matrix", ""))
         gapm, gaqm = M.parse_matrix_text(sysfs.read(f"{base}/guest_matrix", ""))

@@ -88,7 +88,7 @@ class Mdev:
 def parse_uuid(text: str) -> str:
     """The mdev name for a write to ``create`` (36 characters, optional newline) or EINVAL."""
     s = text[:-1] if text.endswith("\n") else text
-    if not _UUID.match(s):
+    if not _UUID.fullmatch(s):
         raise ModelError(errno.EINVAL, f"invalid mdev UUID {text.strip()!r}")
     return s.lower()
 

@@ -93,6 +93,8 @@ def _print_error(exc: VmctlError) -> None:
 
         typer.echo(render(exc.diagnostics), err=True)
         return
-    typer.echo(f"error: {exc.message}", err=True)
+    from vmctl.textfmt import safe
+
+    typer.echo(f"error: {safe(exc.message)}", err=True)
     if exc.hint:
-        typer.echo(f"hint: {exc.hint}", err=True)
+        typer.echo(f"hint: {safe(exc.hint)}", err=True)

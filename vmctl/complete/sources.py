@@ -80,6 +80,10 @@ def qmp_commands(name: str, timeout: float = 0.5) -> list[Item]:
     from vmctl.paths import state_dir
     from vmctl.runtime.instance import Instance
 
+    from vmctl.runtime.instance import valid_name
+
+    if not valid_name(name):
+        return []
     inst = Instance(state_dir(), name)
     if not inst.exists():
         return []

@@ -80,7 +80,7 @@ def machine_type_known(arch: str, mtype: str) -> bool:
     if mtype in MACHINE_TYPES.get(arch, ()):
         return True
     rx = _VERSIONED.get(arch)
-    return bool(rx and rx.match(mtype))
+    return bool(rx and rx.fullmatch(mtype))
 
 
 def cpu_model_base(cpu: str) -> str:

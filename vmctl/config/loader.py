@@ -8,17 +8,22 @@ Every resolved value remembers the file and line it came from.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from vmctl.config.limits import (MAX_FILE_BYTES, MAX_FILES, MAX_INCLUDE_DEPTH, MAX_TOTAL_BYTES,
+                                 check_shape)
 from vmctl.config.lines import key_lines
 from vmctl.errors import VmctlError
+from vmctl.textfmt import safe
 from vmctl.types import Diagnostic, Severity
 
-MAX_BYTES = 1024 * 1024
+MAX_BYTES = MAX_FILE_BYTES
 
 KeyPath = tuple[str | int, ...]
 
@@ -107,7 +112,7 @@ def display_path(path: Path) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
-def _fail(path: Path | str, code: str, message: str, hint: str = "", line: int = 0,
+def _fail(path: Path | str, code: str, message: str, hint: str = "", line: int = 1,
           key: str = "") -> MachineError:
     shown = display_path(Path(path)) if not isinstance(path, str) else path
     return MachineError([Diagnostic(Severity.ERROR, code, message, key=key, hint=hint,
@@ -115,6 +120,78 @@ def _fail(path: Path | str, code: str, message: str, hint: str = "", line: int =
 
 
 _TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+_TOML_END = re.compile(r"\(at end of document\)")
+
+
+class FileProblem(Exception):
+    """A file that cannot be read as a machine file; reported where it was named."""
+
+    def __init__(self, code: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.code, self.message, self.hint = code, message, hint
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NONBLOCK | os.O_NOCTTY)
+
+
+def read_machine_text(path: Path) -> str:
+    """The text of a regular file of at most 1 MiB; :class:`FileProblem` otherwise.
+
+    Only regular files are read: a FIFO would block forever and a device could be
+    anything.  The kind is checked before opening and again on the open descriptor
+    (opened non-blocking, so even a FIFO swapped in between cannot hang the read).
+    """
+    shown = display_path(path)
+    try:
+        st = os.stat(path)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind != stat.S_IFREG:
+            raise FileProblem("not-a-file", f"{shown} is {_KINDS.get(kind, 'not a regular file')}, "
+                              "not a machine file", "give a regular .toml file")
+        with open(path, "rb", opener=_nonblocking) as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise FileProblem("not-a-file", f"{shown} is not a regular file",
+                                  "give a regular .toml file")
+            blob = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise FileProblem("file-not-found", f"no such file: {shown}",
+                          "check the path; includes are relative to the including file") from None
+    except PermissionError:
+        raise FileProblem("unreadable", f"cannot read {shown}: permission denied",
+                          "check the file's mode and owner") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileProblem("symlink-loop", f"{shown}: too many levels of symbolic links",
+                              "a symlink points (through others) back at itself") from None
+        if exc.errno == errno.ENAMETOOLONG:
+            raise FileProblem("name-too-long", f"file name too long: {safe(shown[:80])}…",
+                              "a file name has at most 255 bytes, a path 4095") from None
+        raise FileProblem("unreadable", f"cannot read {shown}: {exc.strerror}",
+                          "check the path") from None
+    if len(blob) > MAX_FILE_BYTES:
+        raise FileProblem("file-too-large", f"{shown} is larger than 1 MiB",
+                          "a machine file is a few hundred bytes; is this the right file?")
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = blob[: exc.start].count(b"\n") + 1
+        raise _fail(path, "not-utf8", f"{shown} is not UTF-8 text (byte 0x{blob[exc.start]:02x})",
+                    "TOML files must be UTF-8; convert with iconv -t UTF-8", line=line) from None
+
+
+class _Budget:
+    """What one machine's resolution has read so far (see :mod:`vmctl.config.limits`)."""
+
+    __slots__ = ("files", "bytes")
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.bytes = 0
 
 
 class Loader:
@@ -125,68 +202,93 @@ class Loader:
 
     def parse(self, path: Path) -> tuple[dict[str, Any], LineIndex]:
         """Parse one file (no includes): its data and its line index.  ``path`` is resolved."""
+        try:
+            return self._parse(path)
+        except FileProblem as p:
+            raise _fail(path, p.code, p.message, p.hint, line=1) from None
+
+    def _parse(self, path: Path) -> tuple[dict[str, Any], LineIndex]:
         hit = self._cache.get(path)
         if hit is not None:
             return hit
-        try:
-            with open(path, "rb") as f:
-                blob = f.read(MAX_BYTES + 1)
-        except FileNotFoundError:
-            raise _fail(path, "file-not-found", f"no such file: {display_path(path)}",
-                        "check the path; includes are relative to the including file") from None
-        except IsADirectoryError:
-            raise _fail(path, "is-a-directory", f"{display_path(path)} is a folder, not a machine file") from None
-        except PermissionError:
-            raise _fail(path, "unreadable", f"cannot read {display_path(path)}: permission denied",
-                        "check the file's mode and owner") from None
-        if len(blob) > MAX_BYTES:
-            raise _fail(path, "file-too-large", f"{display_path(path)} is larger than 1 MiB",
-                        "a machine file is a few hundred bytes; is this the right file?")
-        try:
-            text = blob.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = blob[: exc.start].count(b"\n") + 1
-            raise _fail(path, "not-utf8", f"{display_path(path)} is not UTF-8 text (byte 0x{blob[exc.start]:02x})",
-                        "TOML files must be UTF-8; convert with iconv -t UTF-8", line=line) from None
+        text = read_machine_text(path)
+        shape = check_shape(text)
+        if shape is not None:
+            line, problem = shape
+            raise _fail(path, "too-deep", f"{display_path(path)}: {problem}",
+                        "a machine file needs a few levels at most; is this the right file?",
+                        line=line)
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             msg = str(exc)
             m = _TOML_POS.search(msg)
-            line = int(m.group(1)) if m else 0
+            line = int(m.group(1)) if m else max(1, text.count("\n") + (not text.endswith("\n")))
             col = f", column {m.group(2)}" if m else ""
-            clean = _TOML_POS.sub("", msg).strip()
-            raise _fail(path, "toml-syntax", f"TOML syntax error{col}: {clean}",
+            clean = _TOML_END.sub("", _TOML_POS.sub("", msg)).strip()
+            where = "" if m else " at the end of the file"
+            raise _fail(path, "toml-syntax", f"TOML syntax error{col}{where}: {clean}",
                         "see https://toml.io for the syntax; strings need quotes", line=line) from None
         result = (data, LineIndex(text))
         self._cache[path] = result
         return result
 
-    def load(self, path: Path, _stack: tuple[Path, ...] = ()) -> tuple[dict[str, Any], dict[KeyPath, Source]]:
-        """The merged data of ``path`` with its includes, and each key's source."""
+    def load(self, path: Path, _stack: tuple[Path, ...] = (),
+             _budget: _Budget | None = None) -> tuple[dict[str, Any], dict[KeyPath, Source]]:
+        """The merged data of ``path`` with its includes, and each key's source.
+
+        Raises :class:`MachineError` with a file and a line for every failure, including
+        the limits of :mod:`vmctl.config.limits`.
+        """
         if not _stack:
-            path = path.resolve()
+            try:
+                path = Path(os.path.realpath(path))
+                return self._load(path, (), _Budget())
+            except FileProblem as p:
+                raise _fail(path, p.code, p.message, p.hint, line=1) from None
+        return self._load(path, _stack, _budget or _Budget())
+
+    def _load(self, path: Path, _stack: tuple[Path, ...],
+              budget: _Budget) -> tuple[dict[str, Any], dict[KeyPath, Source]]:
         if path in _stack:
             chain = " → ".join(display_path(p) for p in (*_stack, path))
             raise _fail(_stack[-1], "include-cycle", f"include cycle: {chain}",
                         "remove one of the includes", line=self.parse(_stack[-1])[1].line(("include",)),
                         key="include")
-        data, index = self.parse(path)
+        data, index = self._parse(path)
+        budget.files += 1
+        budget.bytes += len(index.text)
         shown = display_path(path)
         prov = {k: Source(shown, None, index, k) for k in key_paths(data)}
         includes = data.get("include", [])
+        inc_line = index.line(("include",)) or 1
         if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
             raise _fail(path, "type", "include must be a list of file names",
-                        'write include = ["base/pseries.toml"]', line=index.line(("include",)), key="include")
+                        'write include = ["base/pseries.toml"]', line=inc_line, key="include")
+        if includes and len(_stack) + 1 > MAX_INCLUDE_DEPTH:
+            chain = " → ".join(display_path(p) for p in (*_stack, path))
+            raise _fail(path, "include-too-deep", f"includes nest more than {MAX_INCLUDE_DEPTH} "
+                        f"files deep: {chain} → …", "flatten the include chain", line=inc_line,
+                        key="include")
         merged: dict[str, Any] = {}
         mprov: dict[KeyPath, Source] = {}
         for inc in includes:
-            target = (path.parent / inc)
-            if not target.exists():
-                raise _fail(path, "include-not-found", f"included file not found: {inc}",
-                            f"looked for {display_path(target)}; includes are relative to {shown}",
-                            line=index.line(("include",)), key="include")
-            idata, iprov = self.load(target.resolve(), (*_stack, path))
+            if budget.files >= MAX_FILES or budget.bytes > MAX_TOTAL_BYTES:
+                raise _fail(path, "include-limit", f"this machine reads more than {MAX_FILES} files "
+                            f"or {MAX_TOTAL_BYTES >> 20} MiB through its includes (an include "
+                            "repeated at many levels multiplies)",
+                            "include each base file once; merge repeated includes", line=inc_line,
+                            key="include")
+            try:
+                target = Path(os.path.realpath(path.parent / inc))
+                idata, iprov = self._load(target, (*_stack, path), budget)
+            except FileProblem as p:
+                if p.code == "file-not-found":
+                    raise _fail(path, "include-not-found", f"included file not found: {inc}",
+                                f"looked for {display_path(path.parent / inc)}; includes are "
+                                f"relative to {shown}", line=inc_line, key="include") from None
+                raise _fail(path, p.code, f"include {inc!r}: {p.message}", p.hint, line=inc_line,
+                            key="include") from None
             merged, mprov = merge(merged, mprov, idata, iprov)
         own = {k: v for k, v in data.items() if k != "include"}
         own_prov = {k: v for k, v in prov.items() if k[:1] != ("include",)}

@@ -139,8 +139,10 @@ class Machine:
                    hint: str = "") -> Diagnostic:
         """A diagnostic about ``key``, with file and line from its provenance."""
         src = self.source(key)
-        return Diagnostic(Severity(severity), code, message, key=key, hint=hint, file=src.file,
-                          line=src.line)
+        # every diagnostic names a file and a line: line 1 when nothing better is known
+        # (a missing section, a key only a default provides)
+        return Diagnostic(Severity(severity), code, message, key=key, hint=hint,
+                          file=src.file or str(self.path), line=src.line or 1)
 
     def error(self, code: str, key: str, message: str, hint: str = "") -> Diagnostic:
         return self.diagnostic(Severity.ERROR, code, key, message, hint)

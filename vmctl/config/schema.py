@@ -17,6 +17,7 @@ import pluggy
 from vmctl.config.hostschema import (CPU_MODELS, HOST_SECTIONS, MACHINE_TYPES, NAME_PATTERN,
                                      machine_type_known, parse_size)
 from vmctl.config.lines import keystr
+from vmctl.textfmt import first_unsafe, safe
 from vmctl.config.machine import Machine
 from vmctl.plugins import call_flat
 from vmctl.types import ARCHES, DeviceKind, Diagnostic, Option, Section, Severity
@@ -91,7 +92,8 @@ class Schema:
     # -- checking -----------------------------------------------------------------------
     def check(self, m: Machine) -> list[Diagnostic]:
         """Schema diagnostics for ``m`` (empty when it is well-formed)."""
-        out: list[Diagnostic] = []
+        out: list[Diagnostic] = [self._err(m, "control-character", key, message, hint)
+                                 for key, message, hint in unsafe_strings(m.data)]
         arch = m.data.get("machine", {}).get("arch") if isinstance(m.data.get("machine"), dict) else None
         for key, value in m.data.items():
             if key == "device":
@@ -176,7 +178,7 @@ class Schema:
                 continue
             did = dev.get("id")
             if did is not None:
-                if not isinstance(did, str) or not ID_RE.match(did):
+                if not isinstance(did, str) or not ID_RE.fullmatch(did):
                     out.append(self._err(m, "value", f"{key}.id", f"{key}.id must match {NAME_PATTERN}",
                                          'use lower-case letters, digits and "-"'))
                 elif did in ids:
@@ -236,6 +238,33 @@ class Schema:
         return out
 
 
+def unsafe_strings(data: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str, str, str]]:
+    """``(key, message, hint)`` for every key or string value that holds a control character.
+
+    Any string may reach QEMU's argv, libvirt XML, a shell script or a terminal, so C0 and
+    C1 controls (tab allowed), DEL, U+2028/U+2029, lone surrogates and U+FFFE/U+FFFF are
+    refused everywhere, at the key that holds them.
+    """
+    out: list[tuple[str, str, str]] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for k, v in items:
+        path = (*prefix, k)
+        if isinstance(k, str) and (at := first_unsafe(k)) >= 0:
+            out.append((keystr(prefix) or k, f"key {safe(k)!r} holds a control character "
+                        f"({safe(k[at])} at position {at + 1})",
+                        "keys are plain names; retype it without the character"))
+        if isinstance(v, str):
+            if (at := first_unsafe(v)) >= 0:
+                key = keystr(path)
+                out.append((key, f"{key} holds a control character ({safe(v[at])} at position "
+                                 f"{at + 1}): '{safe(v)}'",
+                            "control characters would reach QEMU's command line, XML, scripts "
+                            "and terminals; remove it (TOML escapes such as \\u001b count too)"))
+        elif isinstance(v, (dict, list)):
+            out += unsafe_strings(v, path)
+    return out
+
+
 def _check_value(opt: Option, value: Any) -> tuple[str, str, str] | None:
     t = opt.type
     want = _TYPE_WORDS[t]
@@ -270,7 +299,7 @@ def _check_value(opt: Option, value: Any) -> tuple[str, str, str] | None:
                 return "range", f"value {v} is below the minimum {opt.minimum}", f"{opt.name}: {opt.help}"
             if opt.maximum is not None and v > opt.maximum:
                 return "range", f"value {v} is above the maximum {opt.maximum}", f"{opt.name}: {opt.help}"
-    if opt.pattern and isinstance(value, str) and not re.match(opt.pattern, value):
+    if opt.pattern and isinstance(value, str) and not re.fullmatch(opt.pattern, value):
         return "value", f"{value!r} is not valid", f"{opt.name} must be {opt.help} (pattern {opt.pattern})"
     return None
 

@@ -81,5 +81,23 @@ def render_libvirt(machine: Machine, pm: pluggy.PluginManager) -> str:
     features = dom.find("features")
     if features is not None and len(features) == 0:
         dom.remove(features)
+    check_xml_text(dom)
     ET.indent(dom, "  ")
     return ET.tostring(dom, encoding="unicode") + "\n"
+
+
+def check_xml_text(root: ET.Element) -> None:
+    """Refuse text XML 1.0 cannot carry (ElementTree would write it and break the document).
+
+    Validation refuses such strings in machine files; this guards what plugins add.
+    """
+    from vmctl.errors import VmctlError
+    from vmctl.textfmt import first_unsafe, safe
+
+    for el in root.iter():
+        texts = [("text", el.text), ("tail", el.tail), *el.attrib.items()]
+        for what, value in texts:
+            if isinstance(value, str) and (at := first_unsafe(value.replace("\n", " "))) >= 0:
+                raise VmctlError(f"libvirt XML: <{el.tag}> {what} holds a character XML cannot "
+                                 f"carry ({safe(value[at])}): '{safe(value)}'",
+                                 hint="remove control characters from the machine file")

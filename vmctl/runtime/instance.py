@@ -13,7 +13,14 @@
                    ``instance.json`` has the real path)
 ``log``            console and the backend's stdout/stderr
 ``exit.json``      written by the supervisor when the backend ends: returncode, signal
+``.vmctl-instance`` the marker ``create`` writes first: vmctl removes no folder without it
 =================  ===================================================================
+
+Every name that reaches this module is checked against :data:`NAME_RE` in full (an
+:class:`Instance` cannot be built with another), so a NAME on the command line can never
+name the state dir itself, a path outside it, or a hidden entry such as ``.locks``.
+Removal never follows a symlink: the folder is opened relative to the state dir with
+``O_NOFOLLOW`` and removed through directory descriptors.
 """
 
 from __future__ import annotations
@@ -22,35 +29,51 @@ import json
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vmctl.errors import UsageError, VmctlError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+#: The one rule for every instance NAME, matched in full (``fullmatch``: no trailing newline).
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+NAME_RULE = "[a-z0-9][a-z0-9-]{0,62}"
 BACKENDS = ("sim", "qemu")
+#: Written first into every instance folder; a folder without it is never removed.
+MARKER = ".vmctl-instance"
+
+
+def valid_name(name: object) -> bool:
+    return isinstance(name, str) and NAME_RE.fullmatch(name) is not None
 
 
 def check_name(name: str) -> str:
-    """An instance name must be a machine name: ``[a-z0-9][a-z0-9-]{0,62}``."""
-    if not NAME_RE.match(name):
-        raise UsageError(f"invalid instance name {name!r}",
-                         hint="use lower-case letters, digits and '-' (at most 63), "
-                              "starting with a letter or digit")
+    """An instance name must be a machine name: ``[a-z0-9][a-z0-9-]{0,62}``, in full."""
+    if not valid_name(name):
+        from vmctl.textfmt import safe
+
+        shown = f"'{safe(name)}'" if isinstance(name, str) else repr(name)
+        raise UsageError(f"invalid instance name {shown}: a NAME must match {NAME_RULE}",
+                         hint="use lower-case letters, digits and '-' (at most 63), starting "
+                              "with a letter or digit; vmctl ps lists the instances")
     return name
 
 
 def ensure_state_dir(state: Path) -> Path:
     """Create the state dir (0700) or explain why it cannot be used."""
+    probe = state / f".probe-{os.getpid()}"
     try:
         state.mkdir(mode=0o700, parents=True, exist_ok=True)
-        probe = state / f".probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        # a few bytes, not an empty file: a full file system still has inodes to spare
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            os.write(fd, b"vmctl state probe\n" * 64)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
     except OSError as exc:
-        raise VmctlError(f"state directory {state} is not usable: {exc.strerror}",
-                         hint="set VMCTL_STATE_DIR to a writable directory") from exc
+        raise state_error(exc, f"state directory {state} is not usable") from exc
     return state
 
 
@@ -83,6 +106,9 @@ class Instance:
     state: Path
     name: str
 
+    def __post_init__(self) -> None:
+        check_name(self.name)
+
     @property
     def dir(self) -> Path:
         return self.state / self.name
@@ -112,7 +138,19 @@ class Instance:
         return self.dir / "log"
 
     def exists(self) -> bool:
-        return self.dir.is_dir()
+        """A real folder (not a symlink to one) called ``name`` in the state dir."""
+        try:
+            return stat.S_ISDIR(os.lstat(self.dir).st_mode)
+        except OSError:
+            return False
+
+    def owned(self) -> bool:
+        """Whether the folder is one vmctl created (it holds the marker, a regular file)."""
+        try:
+            st = os.lstat(self.dir / MARKER)
+        except OSError:
+            return False
+        return self.exists() and stat.S_ISREG(st.st_mode)
 
     def meta(self) -> dict[str, Any] | None:
         return read_json(self.meta_path)
@@ -131,22 +169,63 @@ class Instance:
         """Make the folder (0700) and write ``instance.json`` and ``machine.json``."""
         try:
             self.dir.mkdir(mode=0o700)
+        except OSError as exc:
+            raise state_error(exc, f"cannot create instance folder {self.dir}") from exc
+        try:
             os.chmod(self.dir, 0o700)
+            fd = os.open(self.dir / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                         0o600)
+            os.close(fd)
             write_json(self.machine_path, machine_json)
             write_json(self.meta_path, meta)
         except OSError as exc:
-            raise VmctlError(f"cannot create instance folder {self.dir}: {exc.strerror}",
-                             hint="set VMCTL_STATE_DIR to a writable directory") from exc
+            self.remove()
+            raise state_error(exc, f"cannot create instance folder {self.dir}") from exc
 
-    def remove(self) -> None:
-        """Delete the folder and a socket kept outside it."""
-        sock = self.socket()
-        if sock.parent != self.dir:
+    def remove(self) -> bool:
+        """Delete the folder (only when vmctl made it) and a socket kept outside it.
+
+        Nothing is followed: the folder is opened with ``O_NOFOLLOW`` relative to the
+        state dir, must hold :data:`MARKER`, and is removed through directory descriptors
+        (``shutil.rmtree(dir_fd=…)``, which never follows a link inside it).  Returns
+        whether the folder was removed.
+        """
+        self._remove_outside_socket()
+        try:
+            state_fd = os.open(self.state, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
             try:
+                fd = os.open(self.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             dir_fd=state_fd)
+            except OSError:
+                return False
+            try:
+                marked = stat.S_ISREG(os.stat(MARKER, dir_fd=fd, follow_symlinks=False).st_mode)
+            except OSError:
+                marked = False
+            finally:
+                os.close(fd)
+            if not marked:
+                return False
+            shutil.rmtree(self.name, dir_fd=state_fd, ignore_errors=True)
+            return True
+        finally:
+            os.close(state_fd)
+
+    def _remove_outside_socket(self) -> None:
+        """A socket kept elsewhere (see :mod:`vmctl.runtime.sockpath`): only a socket, only there."""
+        from vmctl.runtime.sockpath import is_short_socket
+
+        sock = self.socket()
+        if sock.parent == self.dir or not is_short_socket(sock, self.state):
+            return
+        try:
+            if stat.S_ISSOCK(os.lstat(sock).st_mode):
                 sock.unlink()
-            except FileNotFoundError:
-                pass
-        shutil.rmtree(self.dir, ignore_errors=True)
+        except OSError:
+            pass
 
     def log_tail(self, lines: int = 10, max_bytes: int = 16384) -> list[str]:
         """The last ``lines`` non-empty lines of the log."""
@@ -173,4 +252,20 @@ def list_instances(state: Path) -> list[Instance]:
         raise VmctlError(f"cannot read state directory {state}: {exc.strerror}",
                          hint="set VMCTL_STATE_DIR to a readable directory") from exc
     return [Instance(state, e.name) for e in entries
-            if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+            if valid_name(e.name) and e.is_dir(follow_symlinks=False)]
+
+
+def state_error(exc: OSError, what: str) -> VmctlError:
+    """``what`` failed on the state dir's file system: say why (ENOSPC, EROFS, EACCES …)."""
+    import errno
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    cause = f"{exc.strerror} ({name})" if name else str(exc)
+    hints = {errno.ENOSPC: "free space on that file system, or set VMCTL_STATE_DIR elsewhere",
+             errno.EDQUOT: "the disk quota is exhausted; free space or set VMCTL_STATE_DIR elsewhere",
+             errno.EROFS: "that file system is mounted read-only; set VMCTL_STATE_DIR to a "
+                          "writable directory",
+             errno.EACCES: "set VMCTL_STATE_DIR to a directory you may write",
+             errno.EPERM: "set VMCTL_STATE_DIR to a directory you may write"}
+    return VmctlError(f"{what}: {cause}",
+                      hint=hints.get(exc.errno or 0, "set VMCTL_STATE_DIR to a writable directory"))

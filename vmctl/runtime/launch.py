@@ -162,7 +162,7 @@ class Launch:
         if backend not in READY_TIMEOUT:
             raise VmctlError(f"unknown backend {backend!r}", hint="use --backend sim or qemu")
         self.machine, self.pm, self.backend, self.paused = machine, pm, backend, paused
-        self.name = check_name(name or machine.name)
+        self.name = check_name(machine.name if name is None else name)
         self.notify = notify
         self.state = ensure_state_dir(state_dir())
         self.inst = Instance(self.state, self.name)

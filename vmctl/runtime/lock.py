@@ -23,7 +23,9 @@ class InstanceLock:
     """The lock for instance ``name`` under ``state``."""
 
     def __init__(self, state: Path, name: str) -> None:
-        self.path = state / ".locks" / f"{name}.lock"
+        from vmctl.runtime.instance import check_name
+
+        self.path = state / ".locks" / f"{check_name(name)}.lock"
         self.fd: int | None = None
 
     def _open(self) -> int:

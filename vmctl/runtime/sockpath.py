@@ -23,6 +23,21 @@ def fits(path: str | Path) -> bool:
     return len(os.fsencode(str(path))) <= MAX_SOCKET_PATH
 
 
+def staging_path(path: str | Path) -> Path:
+    """Where a server binds before renaming into ``path``: never longer than ``path``.
+
+    ``qmp.sock`` → ``.qmp.new``; ``HASH.sock`` → ``.HASH.new``.  One name per instance is
+    enough: the instance lock lets only one server bind at a time.
+    """
+    p = Path(path)
+    return p.with_name(f".{p.stem}.new")
+
+
+def is_short_socket(path: Path, state: Path, tmp: Path = Path("/tmp")) -> bool:
+    """Whether ``path`` is in one of the folders :func:`choose_socket` puts sockets in."""
+    return path.parent in (state / ".s", tmp / f"vmctl-{os.getuid()}")
+
+
 def _private_tmp(base: Path) -> Path:
     uid = os.getuid()
     folder = base / f"vmctl-{uid}"

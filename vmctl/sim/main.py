@@ -37,7 +37,9 @@ def bind_socket(path: str) -> socket.socket:
     Bound and listening under a temporary name first, then renamed into place: whoever
     sees ``path`` can connect.
     """
-    tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.sock")
+    from vmctl.runtime.sockpath import staging_path
+
+    tmp = str(staging_path(path))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     try:

@@ -125,6 +125,9 @@ def find_instance(state: Path, name: str) -> Instance:
     """The instance folder ``name``; a VmctlError listing the known ones otherwise."""
     instance = Instance(state, name)
     if instance.exists():
+        if not instance.owned():
+            raise VmctlError(f"{instance.dir} was not created by vmctl (it has no instance marker)",
+                             hint="vmctl leaves folders it did not make alone")
         return instance
     known = [i.name for i in list_instances(state)]
     hint = (f"instances: {', '.join(known)}" if known
