@@ -266,7 +266,7 @@ class Loader:
             raise _fail(path, "type", "include must be a list of file names",
                         'write include = ["base/pseries.toml"]', line=inc_line, key="include")
         if includes and len(_stack) + 1 > MAX_INCLUDE_DEPTH:
-            chain = " → ".join(display_path(p) for p in (*_stack, path))
+            chain = f"{_stack[0].name} → {_stack[1].name} → … → {path.name}"
             raise _fail(path, "include-too-deep", f"includes nest more than {MAX_INCLUDE_DEPTH} "
                         f"files deep: {chain} → …", "flatten the include chain", line=inc_line,
                         key="include")
