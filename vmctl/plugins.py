@@ -52,7 +52,9 @@ def _warn(pm: pluggy.PluginManager, name: str, what: str) -> None:
     if name in reg.warned:
         return
     reg.warned.add(name)
-    print(f"warning: plugin '{name}' {what}; it is left out", file=sys.stderr)
+    from vmctl.textfmt import safe
+
+    print(safe(f"warning: plugin '{name}' {what}; it is left out"), file=sys.stderr)
 
 
 def get_plugin_manager(entry_points: Iterable[metadata.EntryPoint] | None = None,

@@ -43,6 +43,13 @@ def safe(text: str, keep_tab: bool = True) -> str:
     return rx.sub(_escape_char, text) if rx.search(text) else text
 
 
+def safe_lines(text: str) -> str:
+    """:func:`safe` for multi-line text: newlines and tabs kept, everything else escaped."""
+    if not _UNSAFE.search(text.replace("\n", "")):
+        return text
+    return "\n".join(safe(line) for line in text.split("\n"))
+
+
 def first_unsafe(text: str) -> int:
     """Index of the first character :func:`safe` would escape (tab allowed), or -1."""
     m = _UNSAFE.search(text)

@@ -34,7 +34,10 @@ def emit_json(obj: Any) -> None:
 
 
 def echo(text: str = "", err: bool = False) -> None:
-    typer.echo(text, err=err)
+    """Print a line for people: control characters shown as escapes, never sent raw."""
+    from vmctl.textfmt import safe_lines
+
+    typer.echo(safe_lines(text), err=err)
 
 
 SYSFS_ROOT = typer.Option("/", "--sysfs-root", metavar="DIR",

@@ -24,10 +24,13 @@ def parse_key(key: str) -> KeyPath:
     for part in key.split("."):
         while "[" in part:
             name, _, rest = part.partition("[")
+            idx, closed, tail = rest.partition("]")
+            if not (closed and idx.isdigit()):
+                break  # a quoted key that holds brackets ("a[x]" = 1): keep it as written
             if name:
                 out.append(name)
-            idx, _, part = rest.partition("]")
             out.append(int(idx))
+            part = tail
         if part:
             out.append(part)
     return tuple(out)
@@ -126,14 +129,17 @@ class Machine:
     def resolve_path(self, key: str) -> Path | None:
         """A path option resolved relative to the file that set it."""
         value = self.get(key)
-        if not value:
-            return None
+        if not value or not isinstance(value, str) or "\x00" in value:
+            return None  # a NUL is reported by validation; no path can hold one
         p = Path(value)
         if p.is_absolute():
             return p
         src = self.source(key)
         base = Path(src.file).parent if src.file else self.path.parent
-        return (base / p).resolve()
+        try:
+            return (base / p).resolve()
+        except (OSError, RuntimeError):
+            return base / p
 
     def diagnostic(self, severity: Severity | str, code: str, key: str, message: str,
                    hint: str = "") -> Diagnostic:

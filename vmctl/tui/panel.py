@@ -77,6 +77,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Label, Sparkline, Static
 
+from vmctl.textfmt import safe
 from vmctl.tui.snapshot import RateMeter, format_rate
 
 
@@ -166,7 +167,7 @@ class TextLines(Widget):
     def __init__(self, *lines: Text | str, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._lines: list[Text] = [Text(x) if isinstance(x, str) else x for x in lines]
+        self._lines: list[Text] = [Text(safe(x)) if isinstance(x, str) else x for x in lines]
         self._strips: dict[int, Strip] = {}
 
     @property
@@ -176,7 +177,7 @@ class TextLines(Widget):
 
     def set_lines(self, lines: Sequence[Text | str]) -> None:
         """Replace the lines; repaints only when something changed."""
-        new = [Text(x) if isinstance(x, str) else x for x in lines]
+        new = [Text(safe(x)) if isinstance(x, str) else x for x in lines]
         if new != self._lines:
             self._lines = new
             self._strips.clear()

@@ -24,6 +24,8 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from vmctl.textfmt import safe
+
 Cell = Text | str
 
 
@@ -147,7 +149,7 @@ class InstanceTable(Widget, can_focus=True):
     def _line(self, values: list[Cell], style: Style | str = "") -> Text:
         line = Text(style=style, end="")
         for key, value in zip(self.columns, values):
-            cell = value if isinstance(value, Text) else Text(value)
+            cell = value if isinstance(value, Text) else Text(safe(value))
             line.append_text(cell)
             line.append(" " * (self._widths[key] - cell.cell_len + self.GAP))
         return line

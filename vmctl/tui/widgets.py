@@ -20,6 +20,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, RichLog, Static
 
+from vmctl.textfmt import safe, safe_lines
 from vmctl.tui.panel import Panel, TextLines
 from vmctl.tui.qmpline import ConsoleSyntaxError, parse_line
 from vmctl.tui.snapshot import Link, PluginState, Snapshot, format_duration
@@ -128,14 +129,14 @@ class EventLog(RichLog):
         ts = event.get("timestamp") or {}
         seconds = float(ts.get("seconds", 0)) + float(ts.get("microseconds", 0)) / 1e6
         stamp = time.strftime("%H:%M:%S", time.localtime(seconds)) + f".{int(seconds * 1000) % 1000:03d}"
-        line = Text.assemble((stamp, "dim"), " ", (str(event.get("event", "?")), "bold"))
+        line = Text.assemble((stamp, "dim"), " ", (safe(str(event.get("event", "?"))), "bold"))
         if event.get("data"):
             line.append(" " + json.dumps(event["data"], separators=(", ", ": ")))
         self.write(line)
 
     def note(self, text: str, style: str = "italic") -> None:
         """A line that is not an event (connection changes)."""
-        self.write(Text(text, style=style))
+        self.write(Text(safe_lines(text), style=style))
 
 
 class ConsolePane(Vertical):
@@ -172,7 +173,7 @@ class ConsolePane(Vertical):
         if not line.strip():
             return
         event.input.value = ""
-        self.output.write(Text(f"> {line}", style="bold"))
+        self.output.write(Text(f"> {safe(line)}", style="bold"))
         try:
             command, arguments = parse_line(line)
         except ConsoleSyntaxError as exc:
@@ -181,7 +182,7 @@ class ConsolePane(Vertical):
         self.post_message(self.Request(command, arguments))
 
     def reply(self, text: str, error: bool = False) -> None:
-        self.output.write(Text(text, style="red" if error else ""))
+        self.output.write(Text(safe_lines(text), style="red" if error else ""))
 
 
 # -- panels -----------------------------------------------------------------------------
