@@ -139,7 +139,69 @@ def _failure_lines(inst: Instance, backend: str, binary: str) -> str:
         if line:
             return line
     errors = [ln for ln in tail if "error" in ln.lower()]
-    return (errors or tail or ["(the log is empty)"])[-1]
+    if errors or tail:
+        return (errors or tail)[-1]
+    return _disk_problem(inst.state) or "(the log is empty)"
+
+
+def _disk_problem(state: Path) -> str | None:
+    """Why nothing could be written under ``state``, when its file system says so."""
+    try:
+        st = os.statvfs(state)
+    except OSError:
+        return None
+    if st.f_flag & os.ST_RDONLY:
+        return f"the file system of {state} is read-only (EROFS)"
+    if st.f_bavail * st.f_frsize < (256 << 10) or st.f_favail == 0 and st.f_files:
+        free = st.f_bavail * st.f_frsize
+        return (f"the file system of {state} is full: No space left on device (ENOSPC, "
+                f"{free >> 10} KiB free)")
+    return None
+
+
+class _Reports:
+    """The read end of the report pipe (see :mod:`vmctl.runtime.spawn`)."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self.supervisor: int | None = None
+        self.backend: int | None = None
+        self.errors: list[str] = []
+        self._buf = b""
+
+    def close_writer(self) -> None:
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def poll(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.read_fd, 4096)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self._buf += chunk
+        *lines, self._buf = self._buf.split(b"\n")
+        for raw in lines:
+            word, _, rest = raw.decode("utf-8", "replace").partition(" ")
+            if word == "pid" and rest.isdigit():
+                self.supervisor = int(rest)
+            elif word == "backend" and rest.isdigit():
+                self.backend = int(rest)
+            elif word == "error":
+                self.errors.append(rest)
+
+    def supervisor_gone(self) -> bool:
+        from vmctl.runtime.procinfo import is_alive
+
+        self.poll()
+        return self.supervisor is not None and not is_alive(self.supervisor, None)
+
+    def close(self) -> None:
+        self.close_writer()
+        os.close(self.read_fd)
 
 
 def _kill_all(inst: Instance) -> None:
@@ -168,6 +230,7 @@ class Launch:
         self.inst = Instance(self.state, self.name)
         self.lock = InstanceLock(self.state, self.name)
         self.proc: spawn.Child | None = None
+        self.reports: _Reports | None = None
         self.command: list[str] = []
         self.greeted: list[float] = []
 
@@ -202,11 +265,29 @@ class Launch:
     def _spawn(self, foreground: bool) -> None:
         """Start backend and supervisor (see :mod:`vmctl.runtime.spawn`)."""
         assert self.lock.fd is not None
-        if self.backend == "sim" and not foreground and spawn.can_fork_simulator():
-            spawn.fork_simulator(str(self.inst.dir), self.lock.fd, self.machine, self.pm)
-        else:
-            self.proc = spawn.spawn_backend(str(self.inst.dir), self.lock.fd, self.command,
-                                            _child_env(), foreground)
+        self.reports = _Reports()
+        try:
+            if self.backend == "sim" and not foreground and spawn.can_fork_simulator():
+                spawn.fork_simulator(str(self.inst.dir), self.lock.fd, self.machine, self.pm,
+                                     self.reports.write_fd)
+            else:
+                self.proc = spawn.spawn_backend(str(self.inst.dir), self.lock.fd, self.command,
+                                                _child_env(), foreground, self.reports.write_fd)
+        finally:
+            self.reports.close_writer()
+
+    def _ended_early(self) -> str | None:
+        """Why the supervisor is gone before the greeting, or None while it lives."""
+        if self.reports is None or not self.reports.supervisor_gone():
+            return None
+        time.sleep(0.05)  # its last words (exit.json, the log) may still be on the way
+        self.reports.poll()
+        ex = self.inst.exit()
+        if self.reports.errors:
+            disk = _disk_problem(self.state)
+            return self.reports.errors[-1] + (f"; {disk}" if disk else "")
+        line = _failure_lines(self.inst, self.backend, self.command[0])
+        return f"{describe_exit(ex)}: {line}" if ex else line
 
     def _wait_ready(self, sock: Path, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -218,6 +299,10 @@ class Launch:
                 raise VmctlError(f"{self.backend} backend for {self.name!r} exited during "
                                  f"start-up ({describe_exit(ex)}): {line}",
                                  hint=_start_hint(self.backend))
+            early = self._ended_early() if self.proc is None else None
+            if early is not None:
+                raise VmctlError(f"{self.backend} backend for {self.name!r} ended during "
+                                 f"start-up: {early}", hint=_start_hint(self.backend, early))
             if self.proc is not None and self.proc.poll() is not None:
                 line = _failure_lines(self.inst, self.backend, self.command[0])
                 raise VmctlError(f"{self.backend} backend for {self.name!r} ended during "
@@ -250,16 +335,32 @@ class Launch:
         except BaseException:
             if created:
                 _kill_all(self.inst)
+                self._kill_reported()
                 if self.proc is not None and self.proc.poll() is None:
                     self.proc.kill()
                 self.inst.remove()
             raise
         finally:
             self.lock.release()
+            if self.reports is not None:
+                self.reports.close()
+                self.reports = None
         pid = self._recorded_pid()
         to_greeting = (self.greeted[-1] - t0) if self.greeted else 0.0
         return Started(self.name, self.backend, str(sock), str(self.inst.dir), pid,
                        time.monotonic() - t0, greeting, to_greeting)
+
+    def _kill_reported(self) -> None:
+        """The processes the report pipe named (``proc.json`` may never have been written)."""
+        if self.reports is None:
+            return
+        self.reports.poll()
+        for pid in (self.reports.backend, self.reports.supervisor):
+            if pid:
+                try:
+                    os.kill(pid, 9)
+                except (ProcessLookupError, PermissionError):
+                    pass
 
     def _recorded_pid(self) -> int | None:
         """The backend's pid (``proc.json`` is written before the backend can answer)."""
@@ -295,7 +396,9 @@ class Launch:
         return int(code) if isinstance(code, int) else 1
 
 
-def _start_hint(backend: str) -> str:
+def _start_hint(backend: str, cause: str = "") -> str:
+    if "file system of" in cause:
+        return "free space there, or set VMCTL_STATE_DIR to another file system"
     if backend == "qemu":
         return "check the machine against the installed QEMU: vmctl validate --backend qemu PATH"
     return "vmctl validate PATH checks the machine; VMCTL_DEBUG=1 shows plugin tracebacks"

@@ -15,6 +15,14 @@ Two ways to start the backend:
   get the ``python -m vmctl.sim`` path, which behaves the same.
 
 Between ``fork`` and ``exec`` the children run only system calls and small file writes.
+
+The report pipe
+---------------
+``vmctl run`` also passes the write end of a pipe (close-on-exec).  The process that will
+become the supervisor writes ``pid N`` to it at once, and ``error TEXT`` if it fails before
+the exec.  This needs no disk space: on a full state file system, where neither ``proc.json``
+nor the log can be written, ``vmctl run`` still learns at once that the supervisor died and
+why, instead of waiting for a greeting that never comes.
 """
 
 from __future__ import annotations
@@ -93,26 +101,39 @@ def _fork_detached() -> int:
     return pid
 
 
+def report(fd: int, line: str) -> None:
+    """One line to ``vmctl run`` over the report pipe (see the module docstring)."""
+    if fd >= 0:
+        try:
+            os.write(fd, (line.replace("\n", " ") + "\n").encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+
 def spawn_backend(folder: str, lock_fd: int, cmd: list[str], env: dict[str, str],
-                  foreground: bool) -> Child | None:
+                  foreground: bool, report_fd: int = -1) -> Child | None:
     """Start ``cmd`` under a supervisor; the supervisor as a :class:`Child` in the
     foreground, None when detached (the supervisor then belongs to nobody)."""
     log, null = supervisor.open_log(folder)
     try:
         pid = os.fork() if foreground else _fork_detached()
         if pid == 0:
+            report(report_fd, f"pid {os.getpid()}")
+            child = 0
             try:
                 os.umask(0o177)  # QEMU's socket and files: 0600
                 os.set_inheritable(lock_fd, True)
                 try:
                     child = supervisor.spawn(cmd, log, null, env)
+                    report(report_fd, f"backend {child}")
                 except OSError as exc:
+                    report(report_fd, f"error cannot execute {cmd[0]}: {exc.strerror}")
                     supervisor.record_spawn_failure(folder, log, cmd, exc)
                     os._exit(127)
                 _become_supervisor(folder, lock_fd, cmd, child, log, null, env,
                                    detach=not foreground)
             except BaseException as exc:  # noqa: BLE001 - a forked child never returns
-                _die(log, f"cannot start the supervisor: {exc!r}")
+                _die(log, f"cannot start the supervisor: {_oserror(exc)}", report_fd, child)
     finally:
         os.close(log)
         os.close(null)
@@ -127,23 +148,27 @@ def can_fork_simulator() -> bool:
     return threading.active_count() == 1
 
 
-def fork_simulator(folder: str, lock_fd: int, machine: Any, pm: Any) -> None:
+def fork_simulator(folder: str, lock_fd: int, machine: Any, pm: Any,
+                   report_fd: int = -1) -> None:
     """Detached: the simulator forked from this process (see the module docstring)."""
     log, null = supervisor.open_log(folder)
     cmd = [sys.executable, "-m", "vmctl.sim", folder]
     try:
         pid = _fork_detached()
         if pid == 0:
+            report(report_fd, f"pid {os.getpid()}")
+            child = 0
             try:
                 os.umask(0o177)
                 os.set_inheritable(lock_fd, True)
                 child = os.fork()
                 if child == 0:
                     _run_simulator(folder, lock_fd, machine, pm, log, null)
+                report(report_fd, f"backend {child}")
                 _become_supervisor(folder, lock_fd, cmd, child, log, null, dict(os.environ),
                                    detach=True)
             except BaseException as exc:  # noqa: BLE001 - a forked child never returns
-                _die(log, f"cannot start the simulator: {exc!r}")
+                _die(log, f"cannot start the simulator: {_oserror(exc)}", report_fd, child)
     finally:
         os.close(log)
         os.close(null)
@@ -192,8 +217,26 @@ def _run_simulator(folder: str, lock_fd: int, machine: Any, pm: Any, log: int,
             os._exit(code)
 
 
-def _die(log: int, message: str) -> None:
+def _oserror(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        import errno
+
+        name = errno.errorcode.get(exc.errno or 0, "")
+        return f"{exc.strerror} ({name})" if name else exc.strerror
+    return repr(exc)
+
+
+def _die(log: int, message: str, report_fd: int = -1, child: int = 0) -> None:
+    """The would-be supervisor failed: take its backend along (it holds the instance
+    lock), tell ``vmctl run`` why, and leave."""
     try:
+        if child > 0:
+            try:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+            except OSError:
+                pass
+        report(report_fd, f"error {message}")
         os.write(log, f"vmctl: {message}\n".encode())
     finally:
         os._exit(126)
