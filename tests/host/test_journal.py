@@ -104,3 +104,52 @@ def test_journal_is_not_taken_for_an_instance(tree: Sysfs):
     from vmctl.paths import state_dir
 
     assert list_instances(state_dir()) == []
+
+
+def test_readable_files_are_recorded_before_and_after_each_write(tree: Sysfs):
+    apply_steps(steps(), tree, "m")
+    tx = history(tree)[-1]
+    override = "/sys/bus/pci/devices/0000:03:00.0/driver_override"
+    first, unbind, bind = tx["steps"]
+    assert [s["state"] for s in tx["steps"]] == ["done", "done", "done"]
+    assert first["before"] == {override: "(null)"} and first["after"] == {override: "vfio-pci"}
+    assert unbind["before"] == unbind["after"] == bind["before"] == bind["after"] == {}  # write-only
+    assert tx["expect"] == {override: "vfio-pci"}
+
+
+def test_each_intent_is_durable_before_its_write(tree: Sysfs, monkeypatch: pytest.MonkeyPatch):
+    """Before every sysfs write the journal on disk says "intent" for that step, and the
+    file and its folder were fsync'd after it was written."""
+    import json
+    import os
+
+    events: list[object] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        events.append("fsync-dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync-file")
+        real_fsync(fd)
+
+    path = journal_path(tree)
+
+    class Watching(Sysfs):
+        def write(self, kpath: str, value: str) -> None:
+            on_disk = json.loads(path.read_text())["transactions"][-1]["steps"]
+            events.append([s["state"] for s in on_disk])
+            super().write(kpath, value)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    apply_steps(steps(), Watching(tree.root, HANDLERS), "m")
+    writes = [i for i, e in enumerate(events) if isinstance(e, list)]
+    assert [events[i] for i in writes] == [["intent", "planned", "planned"], ["done", "intent", "planned"],
+                                           ["done", "done", "intent"]]
+    assert all(events[i - 2:i] == ["fsync-file", "fsync-dir"] for i in writes)
+
+
+def test_the_lock_is_not_reentrant(tree: Sysfs):
+    from vmctl.host.journal import locked
+
+    with locked(tree):
+        with pytest.raises(RuntimeError, match="already held by this process"):
+            apply_steps(steps(), tree, "m")
+    apply_steps(steps(), tree, "m")

@@ -149,6 +149,7 @@ TABLE = {
                     'help': 'Reverse the most recent `vmctl host apply --apply` on this root',
                     'options': [
                         {'names': ['--sysfs-root'], 'value': True, 'multiple': False, 'complete': 'dir', 'choices': [], 'help': 'Root under which /sys and /dev are read and written (a fake tree in tests)'},
+                        {'names': ['--force'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Undo even where someone else changed a file since apply (their change is overwritten)'},
                         {'names': ['--help', '-h'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
                     'arguments': [],
                     'commands': {},
