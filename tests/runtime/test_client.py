@@ -75,7 +75,7 @@ def test_command_errors_keep_class_and_description(started):
     async def main():
         async with InstanceClient(started.socket) as qmp:
             with pytest.raises(QMPCommandError) as err:
-                await qmp.execute("human-monitor-command", {"nope": 1})
+                await qmp.execute("human-monitor-command", {"command-line": "info status", "nope": 1})
             return err.value
 
     err = asyncio.run(main())

@@ -70,15 +70,21 @@ class Dispatcher:
         return list(self.table) + list(self.devices.commands)
 
     def execute(self, request: Request) -> Any:
-        """Run ``request`` (already checked for shape); QMPError on failure."""
+        """Run ``request`` (already checked for shape); QMPError on failure.
+
+        As QEMU's dispatcher: the command is looked up, an ``exec-oob`` request refused
+        (no command here allows out-of-band execution), then the arguments checked.
+        """
         name = request.command
+        if name not in self.table and name not in self.devices.commands:
+            raise QMPError("CommandNotFound", f"The command {name} has not been found")
+        if request.oob:
+            raise QMPError.generic(f"The command {name} does not support OOB")
         if name in self.table:
             spec, handler = self.table[name]
             check_arguments(request.arguments, spec)
             return handler(request.arguments)
-        if name in self.devices.commands:
-            return self.devices.run_command(name, dict(request.arguments))
-        raise QMPError("CommandNotFound", f"The command {name} has not been found")
+        return self.devices.run_command(name, dict(request.arguments))
 
     # -- lifecycle commands ---------------------------------------------------------------
     def _model(self, fn: Callable[[], None]) -> dict[str, Any]:
@@ -104,7 +110,13 @@ class Dispatcher:
         return self._model(self.vm.lifecycle.quit)
 
     def cmd_hmp(self, args: dict[str, Any]) -> str:
-        return run_hmp(self, args["command-line"], args.get("cpu-index", 0))
+        cpu_index = 0
+        if "cpu-index" in args:
+            # QEMU passes the int64 to monitor_set_cpu(int): it wraps to 32 bits.
+            cpu_index = (args["cpu-index"] + (1 << 31)) % (1 << 32) - (1 << 31)
+            if all(cpu.index != cpu_index for cpu in self.vm.cpus):
+                raise QMPError.generic("Parameter 'cpu-index' expects a CPU number")
+        return run_hmp(self, args["command-line"], cpu_index)
 
     # -- queries -------------------------------------------------------------------------
     def query_status(self) -> dict[str, Any]:

@@ -82,7 +82,8 @@ def _info(dispatcher: Dispatcher, args: list[str], cpu_index: int) -> str:
         v = dispatcher.version
         return crlf(f"{v['major']}.{v['minor']}.{v['micro']}{dispatcher.package}\n")
     if sub == "kvm":
-        return crlf("kvm support: disabled\n")
+        # As hmp_info_kvm with query-kvm's "present": false (a QEMU built without KVM).
+        return crlf("kvm support: not compiled\n")
     if sub in plugin_info:
         return crlf(dispatcher.devices.run_info(sub))
     return crlf(f"unknown command: 'info {sub}'\n")

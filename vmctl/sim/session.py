@@ -9,8 +9,11 @@
 
 Events reach a session only in ``COMMAND`` state, as in QEMU.  Parse errors and malformed
 requests are answered and the session carries on; a request that carried an ``id`` gets it
-back in the error.  ``exec-oob`` is refused the way QEMU refuses it for commands that do
-not allow out-of-band execution (none of the simulator's do).
+back in the error.  ``exec-oob`` is an unexpected member unless ``oob`` was enabled at
+negotiation; then it is refused the way QEMU refuses it for commands that do not allow
+out-of-band execution (none of the simulator's do): ``execute`` must raise for a request
+with ``oob`` set, after looking the command up (:class:`~vmctl.sim.commands.Dispatcher`
+does).
 """
 
 from __future__ import annotations
@@ -71,12 +74,7 @@ class QMPSession:
     def _handle(self, obj: Any) -> None:
         req_id, has_id = qmp.request_id(obj)
         try:
-            request = qmp.check_request(obj)
-            if request.oob and not self.oob:
-                raise qmp.QMPError.generic("QMP input member 'exec-oob' is unexpected")
-            if request.oob:
-                raise qmp.QMPError.generic(
-                    f"The command {request.command} does not support OOB")
+            request = qmp.check_request(obj, allow_oob=self.oob)
             value = self._dispatch(request)
         except qmp.QMPError as exc:
             self._send(qmp.failure(exc.error_class, exc.desc, req_id, has_id))
@@ -85,22 +83,42 @@ class QMPSession:
 
     def _dispatch(self, request: qmp.Request) -> Any:
         if self.state is SessionState.NEGOTIATING:
+            # Only qmp_capabilities exists before negotiation; QEMU rewrites the
+            # CommandNotFound of any other command (``exec-oob`` is not allowed yet).
             if request.command != "qmp_capabilities":
                 raise qmp.QMPError("CommandNotFound",
                                    "Expecting capabilities negotiation with 'qmp_capabilities'")
             self._negotiate(request.arguments)
             return {}
+        if request.oob:
+            # Looked up first (CommandNotFound), then refused: no command of the
+            # simulator allows out-of-band execution, qmp_capabilities included.
+            if request.command == "qmp_capabilities":
+                raise qmp.QMPError.generic(
+                    f"The command {request.command} does not support OOB")
+            return self._execute(request)
         if request.command == "qmp_capabilities":
+            self._check_capabilities(request.arguments)  # arguments first, as QEMU
             raise qmp.QMPError("CommandNotFound",
                                "Capabilities negotiation is already complete, command ignored")
         return self._execute(request)
 
-    def _negotiate(self, arguments: dict[str, Any]) -> None:
-        qmp.check_arguments(arguments, {"enable": (list, False)})
+    @staticmethod
+    def _check_capabilities(arguments: dict[str, Any]) -> list[str]:
+        """``qmp_capabilities``' arguments as QEMU's visitor checks them."""
+        qmp.check_members(arguments, {"enable": (list, False)})
         enable = arguments.get("enable", [])
-        for cap in enable:
+        for i, cap in enumerate(enable):
+            if not isinstance(cap, str):
+                raise qmp.QMPError.generic(
+                    f"Invalid parameter type for 'enable[{i}]', expected: string")
             if cap != "oob":
-                # QEMU 7.2 names the parameter 'null' here; copied for fidelity.
+                # QEMU 7.2 names a list element's enum 'null' here; copied for fidelity.
                 raise qmp.QMPError.generic(f"Parameter 'null' does not accept value '{cap}'")
+        qmp.check_unexpected(arguments, ("enable",))
+        return enable
+
+    def _negotiate(self, arguments: dict[str, Any]) -> None:
+        enable = self._check_capabilities(arguments)
         self.oob = "oob" in enable
         self.state = SessionState.COMMAND
