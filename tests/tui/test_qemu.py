@@ -37,20 +37,9 @@ def _qemu_installed() -> None:
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Debian's ppc64le vmlinux: the user's cache when it holds one, else a fresh fetch."""
-    from vmctl import guest
+    from tests.conftest import guest_kernel
 
-    hit = guest.cached("ppc64le")
-    if hit is not None:
-        return hit.path
-    old = os.environ.get("VMCTL_CACHE_DIR")
-    os.environ["VMCTL_CACHE_DIR"] = str(tmp_path_factory.mktemp("guest-cache"))
-    try:
-        return guest.fetch("ppc64le").path
-    finally:
-        if old is None:
-            del os.environ["VMCTL_CACHE_DIR"]
-        else:
-            os.environ["VMCTL_CACHE_DIR"] = old
+    return guest_kernel("ppc64le", tmp_path_factory)
 
 
 def _app(pm, name: str) -> MonitorApp:

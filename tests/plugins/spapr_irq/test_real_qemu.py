@@ -39,16 +39,9 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if shutil.which("qemu-system-ppc64") is None:
         pytest.fail("qemu-system-ppc64 is not installed: apt-get install -y --no-install-recommends "
                     "qemu-system-ppc (.ci/run installs it)")
-    from vmctl import guest
+    from tests.conftest import guest_kernel
 
-    hit = guest.cached("ppc64le")               # the user's cache, read only
-    if hit is not None:
-        return hit.path
-    os.environ["VMCTL_CACHE_DIR"] = str(tmp_path_factory.mktemp("guest-cache"))
-    try:
-        return guest.fetch("ppc64le").path
-    finally:
-        del os.environ["VMCTL_CACHE_DIR"]
+    return guest_kernel("ppc64le", tmp_path_factory)
 
 
 def machine(tmp_path: Path, name: str, kernel: Path) -> Path:
