@@ -33,7 +33,6 @@ Order
 from __future__ import annotations
 
 import errno
-import fnmatch
 import os
 import stat
 from collections.abc import Callable
@@ -69,11 +68,8 @@ def is_value_attr(sysfs: Sysfs, kpath: str) -> bool:
         return False
     if not sysfs.fake:
         return True
-    # Sysfs has no public lookup of its handlers; the first match is the one write() uses.
-    for h in getattr(sysfs, "_handlers", ()):
-        if fnmatch.fnmatchcase(kpath, h.pattern):
-            return h.store or st.st_size > 0
-    return True
+    h = sysfs.handler_for(kpath)
+    return True if h is None else h.store or st.st_size > 0
 
 
 def read_value(sysfs: Sysfs, kpath: str) -> str | None:

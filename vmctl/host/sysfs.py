@@ -94,6 +94,13 @@ class Sysfs:
             return None
         return PurePosixPath(os.readlink(p)).name
 
+    def handler_for(self, kpath: str) -> FakeKernelHandler | None:
+        """The fake-kernel handler a write to ``kpath`` goes to (first match), or None."""
+        for h in self._handlers:
+            if fnmatch.fnmatchcase(kpath, h.pattern):
+                return h
+        return None
+
     # -- writes -------------------------------------------------------------------------
     def write(self, kpath: str, value: str) -> None:
         """Write an attribute as ``echo VALUE > PATH`` would.
@@ -101,12 +108,12 @@ class Sysfs:
         On a fake tree a matching handler emulates the kernel; otherwise the file is
         written (it must already exist: sysfs never creates attributes on write).
         """
-        for h in self._handlers:
-            if fnmatch.fnmatchcase(kpath, h.pattern):
-                h.write(self, kpath, value)
-                if h.store:
-                    self.raw_write(kpath, value)
-                return
+        h = self.handler_for(kpath)
+        if h is not None:
+            h.write(self, kpath, value)
+            if h.store:
+                self.raw_write(kpath, value)
+            return
         p = self.path(kpath)
         if not p.exists():
             raise FileNotFoundError(errno.ENOENT, "no such sysfs attribute", kpath)
