@@ -187,7 +187,8 @@ def signature(fn: Callable[..., Any]) -> str:
         if p.annotation is not p.empty:
             text += f": {p.annotation}"
         if p.default is not p.empty:
-            text += f" = {p.default!r}" if p.annotation is not p.empty else f"={p.default!r}"
+            shown = re.sub(r" at 0x[0-9a-f]+", "", repr(p.default))  # no addresses: stable output
+            text += f" = {shown}" if p.annotation is not p.empty else f"={shown}"
         parts.append(text)
     params = ", ".join(parts)
     ret = "" if sig.return_annotation is sig.empty else f" -> {sig.return_annotation}"
@@ -253,6 +254,45 @@ def hook_reference() -> str:
                and (dataclasses.is_dataclass(obj) or obj is types.SimDevice)]
     for cls in sorted(records, key=lambda c: inspect.getsourcelines(c)[1]):
         out += _record(cls)
+    return _page(out)
+
+
+# -- the plugin API -----------------------------------------------------------------------
+def _first_paragraph(doc: str | None) -> str:
+    return " ".join(rst_to_md((doc or "").strip().split("\n\n")[0]).split())
+
+
+def api_reference() -> str:
+    """``docs/reference/api.md``: every name of :mod:`vmctl.api`, by where it comes from."""
+    import dataclasses as dc
+
+    from vmctl import api
+
+    out = ["# `vmctl.api` reference", "", NOTICE, "", rst_to_md(api.__doc__ or "")]
+    by_module: dict[str, list[str]] = {}
+    for name in api.__all__:
+        by_module.setdefault(api._WHERE[name], []).append(name)
+    for module, names in sorted(by_module.items()):
+        out += [f"## from `{module}`", ""]
+        for name in names:
+            obj = getattr(api, name)
+            if isinstance(obj, type) and dc.is_dataclass(obj):
+                out += _record(obj)
+            elif isinstance(obj, type):
+                bases = ", ".join(b.__name__ for b in obj.__bases__ if b is not object)
+                out += [f"### `{name}`", "", "```python", f"class {name}({bases})" if bases
+                        else f"class {name}", "```", "", _first_paragraph(obj.__doc__), ""]
+                own = [m for n, m in vars(obj).items() if callable(m) and not n.startswith("_")
+                       and getattr(m, "__doc__", None)]
+                out += [f"- `{signature(m)}`: {_first_paragraph(m.__doc__)}" for m in own]
+                out.append("")
+            elif callable(obj) and hasattr(obj, "__code__"):
+                out += [f"### `{name}`", "", "```python", f"def {signature(obj)}", "```", "",
+                        _first_paragraph(obj.__doc__), ""]
+            else:
+                text = repr(obj)
+                shown = text if len(text) < 80 and " at 0x" not in text else type(obj).__name__
+                out += [f"### `{name}`", "", f"`{shown}`", ""]
     return _page(out)
 
 
@@ -322,6 +362,7 @@ def generate() -> dict[str, str]:
         "docs/reference/toml.md": toml_reference(),
         "docs/reference/cli.md": cli_reference(tree),
         "docs/reference/hooks.md": hook_reference(),
+        "docs/reference/api.md": api_reference(),
         "docs/reference/testing.md": testing_reference(),
         "vmctl/complete/table.py": completion_table_source(tree),
     }

@@ -315,6 +315,20 @@ class SimInstance:
 
         return status(self.name, self._pm)
 
+    def target(self) -> Any:
+        """What ``vmctl monitor NAME`` shows: the machine, its plugins' panels and live probes."""
+        from vmctl.runtime.instance import Instance
+        from vmctl.tui.target import load_target
+
+        return load_target(Instance(self.dir.parent, self.name), self._pm)
+
+    def monitor_app(self, interval: float = 0.1, retry: float = 0.1) -> Any:
+        """``vmctl monitor NAME`` as a Textual app, for ``app.run_test()`` with a pilot."""
+        from vmctl.tui.feed import InstanceFeed
+        from vmctl.tui.monitor import MonitorApp
+
+        return MonitorApp(InstanceFeed(self.target(), interval=interval, retry=retry))
+
     def log(self) -> str:
         """The instance log: the guest console and the simulator's own lines."""
         path = self.dir / "log"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field, replace
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from .host import HostApf
 from .protocol import (

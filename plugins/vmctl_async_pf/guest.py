@@ -29,7 +29,7 @@ import enum
 import errno
 from typing import NamedTuple
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from .protocol import PAGE_NOT_PRESENT, PAGE_READY, WAKE_ALL_TOKEN, ArchRules, ControlBlock, FaultContext
 

@@ -25,7 +25,7 @@ import enum
 import errno
 from collections import deque
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from .protocol import (
     ASYNC_PF_DELIVERY_AS_INT, ASYNC_PF_DELIVERY_AS_PF_VMEXIT, ASYNC_PF_ENABLED,

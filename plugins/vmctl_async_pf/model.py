@@ -28,7 +28,7 @@ import heapq
 import itertools
 from collections import deque
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from .config import CONTROL_BLOCK_BASE, ApfConfig
 from .counters import ApfCounters

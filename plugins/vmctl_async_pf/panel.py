@@ -14,8 +14,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 
-from vmctl.tui.panel import KeyValue, Panel, RateChart
-from vmctl.tui.snapshot import format_rate
+from vmctl.api import format_rate, KeyValue, Panel, RateChart
 
 __all__ = ["ApfPanel", "headline", "lost_share", "vcpu_line"]
 

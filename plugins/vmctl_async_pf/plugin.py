@@ -52,7 +52,7 @@ def vmctl_live_probe(machine, backend):
 @hookimpl
 def vmctl_tui_panels(machine):
     """The async PF panel for machines with an ``[async-pf]`` table (``vmctl monitor``/``top``)."""
-    from vmctl.types import PanelSpec
+    from vmctl.api import PanelSpec
     from vmctl_async_pf.settings import read
 
     s = read(machine)

@@ -17,8 +17,8 @@ from .settings import WORKLOADS, ApfSettings, read
 from .simulation import ApfSimulation
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
-    from vmctl.types import ValidationContext
+    from vmctl.api import Machine
+    from vmctl.api import ValidationContext
 
 __all__ = ["machine_prediction", "estimate"]
 

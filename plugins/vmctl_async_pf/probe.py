@@ -14,12 +14,12 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from vmctl.types import LiveProbe
+from vmctl.api import LiveProbe
 
 from .settings import ApfSettings, read
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 __all__ = ["live_probe", "parse_sim", "parse_qemu", "CPU0_PATH", "PROPS"]
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vmctl.types import CpuProp, KernelArg
+from vmctl.api import CpuProp, KernelArg
 
 from .settings import read
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
-    from vmctl.types import QemuFragment
+    from vmctl.api import Machine
+    from vmctl.api import QemuFragment
 
 __all__ = ["qemu_fragments"]
 

@@ -1,6 +1,6 @@
 """The ``[async-pf]`` section (semantics.md §3.6)."""
 
-from vmctl.types import Option, Section
+from vmctl.api import Option, Section
 
 ASYNC_PF = Section("async-pf", "Asynchronous page faults: the guest runs another task while the host "
                    "swaps a page in.", (

@@ -13,14 +13,14 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vmctl.config.hostschema import parse_size
+from vmctl.api import parse_size
 
 from .config import ApfConfig, GuestProfile, HostProfile
 from .protocol import Arch, ArchRules, rules_for
 from .workload import MemoryPressure, Workload
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 __all__ = ["ApfSettings", "read", "WORKLOADS", "PASSTHROUGH_CPUS"]
 

@@ -27,8 +27,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from vmctl.sim.qmp import QMPError
-from vmctl.types import SimDevice
+from vmctl.api import QMPError, SimDevice
 
 from .config import ApfConfig
 from .counters import ApfCounters

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 from .settings import PASSTHROUGH_CPUS, ApfSettings, read
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
-    from vmctl.types import Diagnostic, ValidationContext
+    from vmctl.api import Machine
+    from vmctl.api import Diagnostic, ValidationContext
 
 __all__ = ["validate", "ARM64_NOT_UPSTREAM", "ARM64_HINT"]
 

@@ -21,7 +21,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from .protocol import FaultContext
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmctl.types import LiveProbe
+from vmctl.api import LiveProbe
 from vmctl_spapr_irq.info_pic import parse_info_pic
 
 

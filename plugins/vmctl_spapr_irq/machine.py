@@ -22,7 +22,7 @@ import errno
 from dataclasses import dataclass
 from enum import Enum
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_spapr_irq.cas import (
     MSG_NO_XIVE_CAP, KvmHost, Refusal, cas_outcome, controller_for, default_mode, platform_byte23,
     startup_check,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_spapr_irq.constants import (
     DEFAULT_KVM_MAX_VCPUS, KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE, KVM_DEV_TYPE_XICS,
     KVM_DEV_TYPE_XIVE, MAX_SMT_THREADS, DeviceKind, IrqType, SlotState, slot_index,

@@ -15,8 +15,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 
-from vmctl.tui.panel import KeyValue, Panel, RateChart
-from vmctl.tui.snapshot import format_rate
+from vmctl.api import format_rate, KeyValue, Panel, RateChart
 
 
 def headline(state: Mapping[str, Any]) -> str:

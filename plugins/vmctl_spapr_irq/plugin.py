@@ -58,7 +58,7 @@ def vmctl_live_probe(machine, backend):
 @hookimpl
 def vmctl_tui_panels(machine):
     """The interrupt controller panel for pseries machines (``vmctl monitor``/``top``)."""
-    from vmctl.types import PanelSpec
+    from vmctl.api import PanelSpec
     from vmctl_spapr_irq.settings import read
 
     if not read(machine).pseries:

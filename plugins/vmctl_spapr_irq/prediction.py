@@ -16,8 +16,8 @@ from vmctl_spapr_irq.host import cached_probe
 from vmctl_spapr_irq.settings import read
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
-    from vmctl.types import ValidationContext
+    from vmctl.api import Machine
+    from vmctl.api import ValidationContext
 
 
 def machine_prediction(machine: Machine, ctx: ValidationContext | None = None) -> dict[str, Any] | None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vmctl.types import MachineProp
+from vmctl.api import MachineProp
 from vmctl_spapr_irq.settings import read
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 
 def machine_props(machine: Machine) -> list[MachineProp]:

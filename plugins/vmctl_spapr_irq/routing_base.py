@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_spapr_irq.constants import GUEST_MAX_PRIORITY, PRIORITY_MASKED, IrqMode
 
 if TYPE_CHECKING:

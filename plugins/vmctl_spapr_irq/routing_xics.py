@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_spapr_irq.constants import (
     KVMPPC_XICS_FIRST_IRQ, KVMPPC_XICS_NR_IRQS, PRIORITY_MASKED, XICS_IPI, XICS_IPI_PRIORITY,
     XICS_STATUS_MASKED_PENDING, XICS_STATUS_REJECTED, IrqMode,

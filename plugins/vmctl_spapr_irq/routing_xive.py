@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from array import array
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_spapr_irq.constants import (
     KVM_XIVE_EQ_ALWAYS_NOTIFY, KVMPPC_XICS_NR_IRQS, PQ_OFF, PQ_PENDING, PQ_QUEUED, PQ_RESET,
     PRIORITY_MASKED, VALID_EQ_QSHIFTS, IrqMode,

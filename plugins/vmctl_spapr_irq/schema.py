@@ -1,6 +1,6 @@
 """The ``[irq]`` and ``[pseries]`` sections (semantics.md §1.6)."""
 
-from vmctl.types import Option, Section
+from vmctl.api import Option, Section
 
 IRQ = Section("irq", "sPAPR interrupt controller of a pseries machine (-machine ic-mode=, kernel-irqchip=).", (
     Option("ic-mode", "str", "interrupt controller modes offered to the guest: xics (legacy), xive (native, "

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from vmctl_spapr_irq.machine import IrqConfig
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 #: Logical PVR QEMU prints for ``max-cpu-compat`` ("Compatibility PVR 0x0f000005 …").
 COMPAT_PVR = {"power7": 0x0F000003, "power8": 0x0F000004, "power9": 0x0F000005, "power10": 0x0F000006}

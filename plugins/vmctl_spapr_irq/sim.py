@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmctl.types import SimDevice
+from vmctl.api import SimDevice
 from vmctl_spapr_irq.cas import resolve_accel
 from vmctl_spapr_irq.constants import SPAPR_IRQ_VIO
 from vmctl_spapr_irq.guest_boot import boot_guest

@@ -31,8 +31,8 @@ from vmctl_spapr_irq.host import HostProbe, cached_probe
 from vmctl_spapr_irq.settings import COMPAT_PVR, IrqSettings, read
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
-    from vmctl.types import Diagnostic, ValidationContext
+    from vmctl.api import Machine
+    from vmctl.api import Diagnostic, ValidationContext
 
 
 def host_probe(ctx: ValidationContext | None) -> HostProbe | None:

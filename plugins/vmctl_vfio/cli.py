@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from vmctl.cli.common import SYSFS_ROOT, TextJson, echo, emit_json
+from vmctl.api import SYSFS_ROOT, TextJson, echo, emit_json
 
 vfio_app = typer.Typer(help="VFIO passthrough: the host's IOMMU groups, their devices and drivers.",
                        no_args_is_help=True, rich_markup_mode=None, add_completion=False)
@@ -26,8 +26,8 @@ def show(pci_address: list[str] = typer.Argument(None, metavar="[PCI_ADDRESS]...
          sysfs_root: str = SYSFS_ROOT,
          fmt: TextJson = typer.Option(TextJson.text, "--format", help="text for people, json for programs.")) -> None:
     """IOMMU groups with each device's driver, and whether the group can be passed through."""
-    from vmctl.errors import VmctlError
-    from vmctl.host.sysfs import Sysfs
+    from vmctl.api import VmctlError
+    from vmctl.api import Sysfs
 
     from vmctl_vfio.host import parse_pci_address, read_host
 

@@ -29,7 +29,7 @@ import errno
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from vmctl_vfio import uapi as u
 from vmctl_vfio.dma import X86_IOVA_RANGES, DmaSpace

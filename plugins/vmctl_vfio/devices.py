@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from vmctl_vfio.host import parse_pci_address
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 KIND = "vfio-pci"
 
@@ -53,6 +53,6 @@ def vfio_devices(machine: Machine) -> list[VfioDev]:
 
 def guest_memory(machine: Machine) -> int:
     """Guest RAM in bytes (``machine.memory``; 1 GiB when unparsable, like the exporter)."""
-    from vmctl.config.hostschema import parse_size
+    from vmctl.api import parse_size
 
     return parse_size(str(machine.section("machine").get("memory", "1G"))) or (1 << 30)

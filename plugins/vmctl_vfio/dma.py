@@ -28,7 +28,7 @@ from __future__ import annotations
 import errno
 from bisect import bisect_left, bisect_right
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from vmctl_vfio import uapi
 from vmctl_vfio.intervals import RunSet

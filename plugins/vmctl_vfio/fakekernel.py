@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
-from vmctl.host.sysfs import FakeKernelHandler, Sysfs
+from vmctl.api import FakeKernelHandler, Sysfs
 
 from vmctl_vfio.fakesys import IDS_FILE
 from vmctl_vfio.host import PCI_DRIVERS, device_kpath, read_pci_devices

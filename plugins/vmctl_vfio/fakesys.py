@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from vmctl.host.sysfs import Sysfs, mark_fake
+from vmctl.api import Sysfs, mark_fake
 
 from vmctl_vfio.pcibus import VFIO_PCI, is_vfio_driver
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from vmctl.host.sysfs import Sysfs
+from vmctl.api import Sysfs
 
 from vmctl_vfio.pcibus import is_dma_safe, is_vfio_driver
 

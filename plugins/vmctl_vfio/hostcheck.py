@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vmctl.types import HostFact
+from vmctl.api import HostFact
 
 from vmctl_vfio.host import PCI_DEVICES, read_host, read_pci_device
 from vmctl_vfio.pcibus import VFIO_PCI
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.host.sysfs import Sysfs
+    from vmctl.api import Sysfs
 
 MiB = 1 << 20
 

@@ -21,17 +21,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vmctl.errors import VmctlError
-from vmctl.model import ModelError
-from vmctl.types import HostStep, HostWrite
+from vmctl.api import HostStep, HostWrite, ModelError, VmctlError
 
 from vmctl_vfio.devices import vfio_devices
 from vmctl_vfio.host import PCI_DEVICES, PCI_DRIVERS, PciDevice, read_host
 from vmctl_vfio.pcibus import VFIO_PCI, PciBus, PciDev, PciDriver, is_dma_safe, is_vfio_driver
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
-    from vmctl.host.sysfs import Sysfs
+    from vmctl.api import Machine
+    from vmctl.api import Sysfs
 
 PROBE = "/sys/bus/pci/drivers_probe"
 

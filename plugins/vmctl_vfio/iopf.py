@@ -27,7 +27,7 @@ prefault, invalidations and pages invalidated; locked memory stays zero.
 from __future__ import annotations
 
 import errno
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from vmctl_vfio import uapi as u
 from vmctl_vfio.container import Container, DeviceFd, Group, GroupDevice

@@ -17,7 +17,7 @@ import enum
 from bisect import bisect_right
 from collections.abc import Callable
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from vmctl_vfio.uapi import PAGE_SIZE
 

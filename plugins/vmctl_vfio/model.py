@@ -24,7 +24,7 @@ A session, as QEMU runs it::
     device = group.get_device_fd("0000:03:00.0")
 """
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_vfio import uapi
 from vmctl_vfio.container import (Container, ContainerState, DeviceFd, Group, GroupDevice,
                                   GroupState, VfioHost)

@@ -15,7 +15,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 
-from vmctl.tui.panel import KeyValue, Panel, RateChart
+from vmctl.api import KeyValue, Panel, RateChart
 
 MAX_DEVICES = 4
 PAGE = 4096

@@ -24,7 +24,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass, field
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 VFIO_PCI = "vfio-pci"
 PCI_STUB = "pci-stub"

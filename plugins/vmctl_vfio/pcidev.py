@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from vmctl_vfio import uapi as u
 

@@ -97,7 +97,7 @@ def vmctl_tui_panels(machine):
 
     if not any(d.address for d in vfio_devices(machine)):
         return None
-    from vmctl.types import PanelSpec
+    from vmctl.api import PanelSpec
 
     return [PanelSpec("VFIO passthrough", "vmctl_vfio.panel:VfioPanel", headline=_headline)]
 
@@ -113,7 +113,7 @@ def vmctl_complete(kind, incomplete, sysfs):
 
 @hookimpl
 def vmctl_cli_commands():
-    from vmctl.types import CliCommand
+    from vmctl.api import CliCommand
 
     return [CliCommand("vfio", "VFIO passthrough: IOMMU groups, their devices and drivers, viability",
                        "vmctl_vfio.cli:vfio_app")]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from vmctl_vfio.devices import guest_memory, vfio_devices
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 
 def predict(machine: Machine) -> dict[str, Any] | None:

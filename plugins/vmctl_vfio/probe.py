@@ -13,12 +13,12 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from vmctl.types import LiveProbe
+from vmctl.api import LiveProbe
 
 from vmctl_vfio.devices import VfioDev, vfio_devices
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 
 def live_probe(machine: Machine, backend: str) -> LiveProbe | None:

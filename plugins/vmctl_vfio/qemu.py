@@ -19,12 +19,12 @@ import re
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from vmctl.types import ArgFragment
+from vmctl.api import ArgFragment
 
 from vmctl_vfio.devices import IOMMUFD_ID, vfio_devices
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 _ALIAS = re.compile(r"^[A-Za-z0-9_-]+$")
 

@@ -1,6 +1,6 @@
 """The ``vfio-pci`` device kind (semantics.md §2.8, §2.10)."""
 
-from vmctl.types import DeviceKind, Option
+from vmctl.api import DeviceKind, Option
 
 VFIO_PCI = DeviceKind("vfio-pci", "a host PCI device passed through with VFIO (-device vfio-pci)", (
     Option("host", "str", "host PCI address, domain:bus:slot.function, e.g. 0000:03:00.0", required=True),

@@ -33,8 +33,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from vmctl.sim.qmp import QMPError
-from vmctl.types import SimDevice
+from vmctl.api import QMPError, SimDevice
 
 from vmctl_vfio import uapi as u
 from vmctl_vfio.container import Container, DeviceFd, Group, GroupDevice, VfioHost
@@ -262,7 +261,7 @@ class VfioSimDevice(SimDevice):
 
 
 def _sim_section(vm: Any) -> tuple[int, str]:
-    from vmctl.sim.build import sim_settings
+    from vmctl.api import sim_settings
 
     return sim_settings(vm.machine)
 

@@ -35,8 +35,8 @@ from vmctl_vfio.host import HostVfio, read_host
 from vmctl_vfio.pcibus import VFIO_PCI, is_vfio_driver
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
-    from vmctl.types import Diagnostic, ValidationContext
+    from vmctl.api import Machine
+    from vmctl.api import Diagnostic, ValidationContext
 
 MiB = 1 << 20
 

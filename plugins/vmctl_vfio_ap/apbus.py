@@ -19,7 +19,7 @@ import errno
 from dataclasses import dataclass
 from typing import Protocol
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.events import Journal
 from vmctl_vfio_ap.locks import LOCK_AP_PERMS, Op, UNLOCK_AP_PERMS

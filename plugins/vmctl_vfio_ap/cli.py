@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from vmctl.cli.common import SYSFS_ROOT, TextJson, echo, emit_json
+from vmctl.api import SYSFS_ROOT, TextJson, echo, emit_json
 
 ap_app = typer.Typer(help="s390 AP crypto passthrough: the host's AP masks, queues and vfio_ap mdevs.",
                      no_args_is_help=True, rich_markup_mode=None, add_completion=False)
@@ -24,13 +24,13 @@ def show(apqn: list[str] = typer.Argument(None, metavar="[APQN]...",
          sysfs_root: str = SYSFS_ROOT,
          fmt: TextJson = typer.Option(TextJson.text, "--format", help="text for people, json for programs.")) -> None:
     """The AP masks, adapters, queues with their drivers, and each mdev's matrix in the kernel's format."""
-    from vmctl.host.sysfs import Sysfs
+    from vmctl.api import Sysfs
 
     from vmctl_vfio_ap.host import read_host
 
     sysfs = Sysfs(sysfs_root)
     host = read_host(sysfs)
-    from vmctl.errors import VmctlError
+    from vmctl.api import VmctlError
 
     if apqn:
         if not host.present:
@@ -91,7 +91,7 @@ def render(host, root: str, fake: bool) -> list[str]:  # host: ApHost
 
 def _parse_apqn(text: str, host) -> tuple[int, int]:
     """``05.0004`` → (5, 4), checked against the host's maxima (the kernel's ENODEV)."""
-    from vmctl.errors import VmctlError
+    from vmctl.api import VmctlError
 
     card, dot, dom = text.partition(".")
     try:

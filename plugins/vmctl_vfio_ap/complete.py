@@ -5,7 +5,7 @@ Runs on every TAB: it reads sysfs once and imports only this plugin's pure modul
 
 from __future__ import annotations
 
-from vmctl.host.sysfs import Sysfs
+from vmctl.api import Sysfs
 
 from vmctl_vfio_ap.host import read_host
 

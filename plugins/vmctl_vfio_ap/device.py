@@ -17,7 +17,7 @@ from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.system import MATRIX
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 KIND = "vfio-ap"
 MDEV_NAMESPACE = _uuid.UUID("3c0f8a1e-5b7d-4e0a-9f62-766d6374c0a9")

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmctl.host.sysfs import FakeKernelHandler, Sysfs, mark_fake, tree_snapshot
+from vmctl.api import FakeKernelHandler, Sysfs, mark_fake, tree_snapshot
 from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.apbus import CARD_DRIVER, DEFAULT_QUEUE_DRIVER, VFIO_AP_DRIVER, ApConfig, Card
 from vmctl_vfio_ap.host import load_system

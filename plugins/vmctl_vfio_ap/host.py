@@ -20,8 +20,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
-from vmctl.host.sysfs import Sysfs
-from vmctl.model import ModelError
+from vmctl.api import ModelError, Sysfs
 from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.apbus import VFIO_AP_DRIVER, ApConfig, Card, Queue
 from vmctl_vfio_ap.matrix import Mdev

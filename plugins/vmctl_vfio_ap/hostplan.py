@@ -20,9 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vmctl.errors import VmctlError
-from vmctl.model import ModelError
-from vmctl.types import HostFact, HostStep, HostWrite
+from vmctl.api import HostFact, HostStep, HostWrite, ModelError, VmctlError
 
 from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.device import CPU_FEATURES, ApDevice, ap_devices
@@ -31,9 +29,9 @@ from vmctl_vfio_ap.host import ApHost, read_host, system_from_host
 from vmctl_vfio_ap.system import AP_BUS, MATRIX, TYPE_DIR, ApSystem
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
-    from vmctl.host.sysfs import Sysfs
-    from vmctl.types import ValidationContext
+    from vmctl.api import Machine
+    from vmctl.api import Sysfs
+    from vmctl.api import ValidationContext
 
 PLUGIN = "vfio-ap"
 _FMT = {"adapter": "0x{:02x}", "domain": "0x{:04x}", "control_domain": "0x{:04x}"}

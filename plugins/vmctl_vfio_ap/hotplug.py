@@ -20,7 +20,7 @@ import errno
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.apbus import ApBus, ApConfig, Queue
 from vmctl_vfio_ap.events import HotplugEvent, Journal, ResetEvent, Trigger

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from vmctl.types import LiveProbe
+from vmctl.api import LiveProbe
 
 _DEV = re.compile(r'^(\s*)dev: vfio-ap, id "(.*)"$')
 _SYSFSDEV = re.compile(r'^\s*sysfsdev = "(.*)"$')

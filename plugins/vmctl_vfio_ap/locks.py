@@ -35,7 +35,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 
 class LockClass(str, enum.Enum):

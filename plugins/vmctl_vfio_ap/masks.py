@@ -23,7 +23,7 @@ import errno
 import string
 from collections.abc import Iterable
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 AP_DEVICES = 256
 """Architected number of adapter ids (APID 0..255)."""

@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.apbus import ApBus
 from vmctl_vfio_ap.events import Journal, Trigger

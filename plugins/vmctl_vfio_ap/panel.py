@@ -13,7 +13,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 
-from vmctl.tui.panel import KeyValue, Panel, RateChart
+from vmctl.api import KeyValue, Panel, RateChart
 
 SHOWN = 6
 """How many APQNs (or filtered APQNs) a line lists before "and N more"."""

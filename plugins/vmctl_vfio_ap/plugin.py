@@ -5,7 +5,7 @@ Hook implementations stay thin and import their module lazily, so loading the pl
 """
 
 from vmctl import hookimpl
-from vmctl.types import CliCommand, ExportFormat
+from vmctl.api import CliCommand, ExportFormat
 
 from vmctl_vfio_ap.schema import VFIO_AP
 
@@ -98,7 +98,7 @@ def vmctl_tui_panels(machine):
     """The AP passthrough panel for machines with a vfio-ap device (``vmctl monitor``/``top``)."""
     if not machine.devices_of("vfio-ap"):
         return None
-    from vmctl.types import PanelSpec
+    from vmctl.api import PanelSpec
 
     return [PanelSpec("AP crypto passthrough", "vmctl_vfio_ap.panel:ApPanel", headline=_headline)]
 

@@ -17,13 +17,13 @@ import json
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from vmctl.types import ArgFragment, CpuProp, QemuFragment
+from vmctl.api import ArgFragment, CpuProp, QemuFragment
 
 from vmctl_vfio_ap.device import CPU_FEATURES, ap_devices
 from vmctl_vfio_ap.system import MDEV_TYPE
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
+    from vmctl.api import Machine
 
 MDEVCTL_PARENT = "matrix"
 """The parent device name mdevctl uses for vfio_ap mdevs (``/sys/class/mdev_bus/matrix``)."""
@@ -62,7 +62,7 @@ def mdevctl_json(machine: Machine) -> str:
     """``vmctl export --format mdevctl-json``: the mdev for ``mdevctl define --jsonfile``."""
     devs = ap_devices(machine)
     if not devs:
-        from vmctl.errors import VmctlError
+        from vmctl.api import VmctlError
 
         raise VmctlError(f"machine {machine.name!r} has no vfio-ap device",
                          'add [[device]] kind = "vfio-ap" with adapters and domains')

@@ -1,6 +1,6 @@
 """The ``vfio-ap`` device kind (semantics.md §4.1, §4.8)."""
 
-from vmctl.types import DeviceKind, Option
+from vmctl.api import DeviceKind, Option
 
 VFIO_AP = DeviceKind("vfio-ap", "AP crypto queues passed through a vfio_ap matrix mdev (-device vfio-ap)", (
     Option("adapters", "list[int]", "adapter ids (APID 0-255), hex allowed: [5, 0x06]", required=True,

@@ -29,9 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from vmctl.model import ModelError
-from vmctl.sim.qmp import QMPError
-from vmctl.types import SimDevice
+from vmctl.api import ModelError, QMPError, SimDevice
 
 from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.apbus import ApConfig, Queue

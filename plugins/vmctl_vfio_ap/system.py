@@ -24,7 +24,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.apbus import CARD_DRIVER, QUEUE_DRIVERS, VFIO_AP_DRIVER, ApBus, ApConfig, Card
 from vmctl_vfio_ap.events import Journal

@@ -36,9 +36,9 @@ from vmctl_vfio_ap.device import ApDevice, ap_devices
 from vmctl_vfio_ap.host import ApHost, read_host
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.config.machine import Machine
-    from vmctl.host.sysfs import Sysfs
-    from vmctl.types import Diagnostic, ValidationContext
+    from vmctl.api import Machine
+    from vmctl.api import Sysfs
+    from vmctl.api import Diagnostic, ValidationContext
 
 AP_MASKS_HINT = "see them with `vmctl ap show`; `vmctl host apply` plans the changes"
 

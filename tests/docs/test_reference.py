@@ -96,3 +96,11 @@ def test_check_mode_names_stale_files_and_the_fix(tmp_path, capsys):
 ])
 def test_docstrings_become_markdown(doc, md):
     assert re.sub(r"\n{3,}", "\n\n", docsgen.rst_to_md(doc)) == md
+
+
+def test_every_plugin_api_name_is_in_the_api_reference():
+    import vmctl.api as api
+
+    text = page("reference/api.md")
+    for name in api.__all__:
+        assert f"### `{name}`" in text, f"{name} is not in docs/reference/api.md; {FIX}"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 from vmctl_i6300esb.model import (WDIOF_CARDRESET, DevState, Esb6300, Stage, WatchdogDev,
                                   expiry_seconds, stage_seconds)
 

@@ -55,17 +55,12 @@ def test_countdown_bar_and_top_headline():
 
 
 def test_in_the_real_monitor_on_a_running_instance(sim_instance, vmctl_pm, x86):
-    from vmctl.runtime.instance import Instance
-    from vmctl.tui.feed import InstanceFeed
-    from vmctl.tui.monitor import MonitorApp
-    from vmctl.tui.target import load_target
-
     vm = sim_instance(x86 + 'heartbeat = 1\nsim-hang-after = 1\naction = "pause"\n')
-    target = load_target(Instance(vm.dir.parent, vm.name), vmctl_pm)
+    target = vm.target()
     assert [p.plugin for p in target.panels if p.plugin == "i6300esb"] == ["i6300esb"]
 
     async def scenario():
-        app = MonitorApp(InstanceFeed(target, interval=0.1, retry=0.1))
+        app = vm.monitor_app()
         async with app.run_test(size=(150, 48)) as pilot:
             panel = app.screen.panels["i6300esb"]
             assert isinstance(panel, WatchdogPanel)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmctl.sim.build import build_simulation
-from vmctl.sim.qmp import QMPError
-from vmctl.sim.vm import STANDARD_DEVICE_EVENTS
+from vmctl.api import build_simulation, QMPError, STANDARD_DEVICE_EVENTS
 from vmctl_i6300esb.model import expiry_seconds
 from vmctl_i6300esb.sim import COMMAND, EVENT, sim_devices
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from vmctl.types import LiveProbe
+from vmctl.api import LiveProbe
 
 from .schema import KIND
 

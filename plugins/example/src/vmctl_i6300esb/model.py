@@ -33,7 +33,7 @@ from __future__ import annotations
 import enum
 import errno
 
-from vmctl.model import ModelError
+from vmctl.api import ModelError
 
 from .schema import HEARTBEAT_MAX, HEARTBEAT_MIN
 

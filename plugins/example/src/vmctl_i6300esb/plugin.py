@@ -67,7 +67,7 @@ def vmctl_live_probe(machine, backend):
 
 @hookimpl
 def vmctl_tui_panels(machine):
-    from vmctl.types import PanelSpec
+    from vmctl.api import PanelSpec
 
     from .live import headline
     from .schema import KIND

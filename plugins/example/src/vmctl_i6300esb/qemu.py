@@ -18,8 +18,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from vmctl.errors import VmctlError
-from vmctl.types import ArgFragment, KernelArg, QemuFragment
+from vmctl.api import ArgFragment, KernelArg, QemuFragment, VmctlError
 
 from .schema import HEARTBEAT_DEFAULT, KIND
 

@@ -10,7 +10,7 @@ is ``reset``.
 
 from __future__ import annotations
 
-from vmctl.types import DeviceKind, Option
+from vmctl.api import DeviceKind, Option
 
 KIND = "i6300esb"
 

@@ -25,8 +25,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from vmctl.model import ModelError
-from vmctl.types import SimDevice
+from vmctl.api import ModelError, SimDevice
 
 from .model import DevState, Esb6300, WatchdogDev, expiry_seconds
 from .schema import KIND

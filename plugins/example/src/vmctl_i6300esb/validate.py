@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vmctl.types import Diagnostic
+from vmctl.api import Diagnostic
 
 from .model import expiry_seconds, stage_seconds
 from .schema import HEARTBEAT_DEFAULT, KIND

@@ -1,0 +1,72 @@
+"""The plugin API is declared: plugins import vmctl only through ``vmctl`` and ``vmctl.api``.
+
+Every Python file under ``plugins/`` (the built-ins and the example third-party plugin) is
+read as a syntax tree; an import of any other ``vmctl.*`` module fails the test with the
+file and line.  Test files of a plugin may also use ``vmctl.testing``, the test-side API.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import vmctl.api as api
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_FILES = sorted((ROOT / "plugins").rglob("*.py"))
+
+
+def _vmctl_imports(path: Path) -> list[tuple[int, str, list[str]]]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name, []) for a in node.names
+                    if a.name == "vmctl" or a.name.startswith("vmctl.")]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and (
+                node.module == "vmctl" or node.module.startswith("vmctl.")):
+            out.append((node.lineno, node.module, [a.name for a in node.names]))
+    return out
+
+
+def test_there_are_plugin_files_to_check():
+    assert len(PLUGIN_FILES) > 50
+
+
+@pytest.mark.parametrize("path", PLUGIN_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_plugins_import_vmctl_only_through_the_api(path: Path):
+    in_tests = "tests" in path.relative_to(ROOT).parts
+    allowed = {"vmctl.api"} | ({"vmctl.testing"} if in_tests else set())
+    for line, module, names in _vmctl_imports(path):
+        where = f"{path.relative_to(ROOT)}:{line}"
+        if module == "vmctl":
+            assert names and set(names) <= {"hookimpl"}, f"{where}: from vmctl import {names}"
+        else:
+            assert module in allowed, f"{where}: imports {module}; use vmctl.api"
+        if module == "vmctl.api":
+            assert set(names) <= set(api.__all__), f"{where}: {set(names) - set(api.__all__)}"
+
+
+@pytest.mark.parametrize("name", api.__all__)
+def test_every_api_name_resolves(name: str):
+    value = getattr(api, name)
+    assert value is not None
+    where = api._WHERE[name]
+    assert getattr(importlib.import_module(where), name) is value
+
+
+def test_an_unknown_name_says_what_the_api_is():
+    with pytest.raises(AttributeError, match="the plugin API is: .*VmctlError"):
+        api.NoSuchThing  # noqa: B018
+
+
+def test_records_do_not_pull_in_textual_or_typer():
+    code = ("import sys; from vmctl.api import Option, Section, Machine, ModelError, Sysfs; "
+            "bad = [m for m in ('textual', 'typer', 'qemu.qmp', 'asyncio') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
