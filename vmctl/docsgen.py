@@ -131,7 +131,7 @@ def _builtin_contributions() -> tuple[list[Any], list[Any]]:
     from vmctl.plugins import call_flat, get_plugin_manager
 
     pm = get_plugin_manager()
-    builtin = {n for n, info in pm.vmctl.infos.items() if info.builtin}  # type: ignore[attr-defined]
+    builtin = {n for n, info in pm.infos.items() if info.builtin}  # type: ignore[attr-defined]
     sections = [s for s in call_flat(pm, "vmctl_sections") if s.plugin in builtin]
     kinds = [k for k in call_flat(pm, "vmctl_device_kinds") if k.plugin in builtin]
     return sorted(sections, key=lambda s: s.name), sorted(kinds, key=lambda k: k.name)

@@ -7,7 +7,8 @@ loops and over-long names; raw junk lines; odd file names.  :func:`attack` runs
 ``validate``, ``show``, ``plan`` and ``export`` (argv, sh, libvirt-xml) on it in-process and
 returns the promises it broke:
 
-* the exit status is 0, 1 or 2, and no exception escapes (no traceback);
+* the exit status is 0, 1 or 2, and no exception escapes (no traceback), not even one
+  the plugin manager catches and reports as a failed plugin;
 * every ``error[…]`` line names a file and a line;
 * text output carries no raw control character;
 * a libvirt XML export parses;
@@ -228,7 +229,7 @@ class Outcome:
     crash: str = ""
 
 
-def run_inprocess(args: list[str]) -> Outcome:
+def run_inprocess(args: list[str], session: Any = None) -> Outcome:
     """``vmctl ARGS`` in this process: its exit status and output, or the escaped exception."""
     from vmctl.cli.main import main
 
@@ -236,7 +237,7 @@ def run_inprocess(args: list[str]) -> Outcome:
     code, crash = 0, ""
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            main(args)
+            main(args, session=session)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except Exception as exc:  # noqa: BLE001 - this is what the attack looks for
@@ -263,10 +264,13 @@ def fake_qemu_path(folder: Path) -> tuple[str, Path]:
 def attack(case: Case) -> list[str]:
     """Run every command on ``case``; the broken promises (empty when all hold)."""
     broken: list[str] = []
+    from vmctl.cli.common import Session
+
     rel = os.path.relpath(case.main)
     outcomes = {}
+    session = Session()  # one plugin manager for the case: a plugin left out stays out
     for cmd in COMMANDS:
-        o = run_inprocess([*cmd[:1], rel, *cmd[1:]])
+        o = run_inprocess([*cmd[:1], rel, *cmd[1:]], session)
         outcomes[" ".join(cmd)] = o
         where = f"vmctl {' '.join(cmd)}"
         if o.crash:
@@ -276,6 +280,8 @@ def attack(case: Case) -> list[str]:
             broken.append(f"{where}: exit status {o.code}")
         if "Traceback" in o.out + o.err:
             broken.append(f"{where}: a traceback was printed")
+        if "warning: plugin" in o.err:
+            broken.append(f"{where}: a plugin failed: {o.err.strip()}")
         for line in (o.out + o.err).splitlines():
             if "error[" in line and not _LOCATED.match(line):
                 broken.append(f"{where}: error without file:line: {line!r}")

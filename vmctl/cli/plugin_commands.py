@@ -34,8 +34,9 @@ def install_key(module_files: list[str]) -> dict[str, Any]:
             "disabled": os.environ.get("VMCTL_DISABLE_PLUGINS", ""), "python": sys.version}
 
 
-def plugin_commands() -> list[dict[str, str]]:
-    """``[{"name", "help", "factory", "plugin"}, …]`` from the cache or the plugins."""
+def plugin_commands(session: Any = None) -> list[dict[str, str]]:
+    """``[{"name", "help", "factory", "plugin"}, …]`` from the cache or the plugins
+    (asked through ``session``'s plugin manager when the cache is stale)."""
     path = cache_dir() / CACHE_NAME
     try:
         cached = json.loads(path.read_text())
@@ -44,10 +45,10 @@ def plugin_commands() -> list[dict[str, str]]:
             return cached["commands"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    from vmctl.cli.common import plugin_manager
+    from vmctl.cli.common import Session
     from vmctl.plugins import call_flat
 
-    pm = plugin_manager()
+    pm = (session if isinstance(session, Session) else Session()).pm
     commands = [{"name": c.name, "help": c.help, "factory": c.factory, "plugin": c.plugin}
                 for c in call_flat(pm, "vmctl_cli_commands")]
     files = sorted({getattr(sys.modules.get(getattr(p, "__name__", "")), "__file__", None) or ""

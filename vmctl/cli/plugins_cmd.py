@@ -19,7 +19,7 @@ def plugins(plugin: list[str] = typer.Argument(None, metavar="[PLUGIN]...",
     schema = Schema.from_plugins(pm)
     fmts = formats(pm)
     rows = []
-    for name, info in sorted(pm.vmctl.infos.items()):
+    for name, info in sorted(pm.infos.items()):
         rows.append({
             "name": name, "version": info.version, "distribution": info.distribution, "module": info.module,
             "builtin": info.builtin, "status": info.status, "error": info.error,

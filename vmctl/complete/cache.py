@@ -55,7 +55,7 @@ def collect() -> tuple[Facts, list[str]]:
     from vmctl.plugins import call_flat, get_plugin_manager, hooks_of
 
     pm = get_plugin_manager()
-    infos = pm.vmctl.infos  # type: ignore[attr-defined]
+    infos = pm.infos  # type: ignore[attr-defined]
     plugins = []
     for name, info in sorted(infos.items()):
         origin = "built-in" if info.builtin else f"from {info.distribution or info.module}"

@@ -192,7 +192,7 @@ def plugin_groups(pm: Any, *, builtin: bool, taken: set[str]) -> list[Node]:
 
     nodes = []
     for spec in call_flat(pm, "vmctl_cli_commands"):
-        info = pm.vmctl.infos.get(spec.plugin)
+        info = pm.infos.get(spec.plugin)
         if bool(info and info.builtin) != builtin or spec.name in taken:
             continue
         try:

@@ -70,11 +70,11 @@ class Schema:
     @classmethod
     def from_plugins(cls, pm: pluggy.PluginManager) -> Schema:
         """The schema for ``pm`` (computed once per manager)."""
-        cached = getattr(pm.vmctl, "schema", None)  # type: ignore[attr-defined]
+        cached = getattr(pm, "schema", None)
         if cached is None:
             sections = list(HOST_SECTIONS) + call_flat(pm, "vmctl_sections")
             cached = cls(sections, call_flat(pm, "vmctl_device_kinds"))
-            pm.vmctl.schema = cached  # type: ignore[attr-defined]
+            pm.schema = cached
         return cached
 
     def defaults(self, section: str) -> dict[str, Any]:
