@@ -2,6 +2,28 @@
 
 A :class:`VmctlError` is what a user can fix: it is caught once, at the CLI boundary, and
 printed as ``error: …`` and ``hint: …``.  Anything else is a bug and keeps its traceback.
+
+The exception tree (what a caller may catch, and where each is raised)::
+
+    Exception
+     ├── VmctlError                      a user can act on it; exit_code says how vmctl exits
+     │    ├── UsageError                 the command line is wrong (exit 2)
+     │    ├── MachineError               vmctl.config.loader: a machine that cannot be loaded
+     │    │                              or is invalid; carries every Diagnostic (file, line)
+     │    ├── QMPCommandError            vmctl.runtime.client: QEMU (or the simulator)
+     │    │                              answered a command with an error class and text
+     │    └── QMPConnectionError         vmctl.runtime.client: no QMP peer, or it went away
+     ├── QMPError                        vmctl.sim.qmp: a simulated command fails with a QMP
+     │                                   error class; the server sends it, nobody else sees it
+     ├── FeedError                       vmctl.tui.feed: the TUI's feed lost its instance
+     └── OSError
+          └── ModelError                 vmctl.model: a kernel-side model refuses with an errno
+               │                         (``exc.errno``), exactly as the kernel would
+               └── LockOrderError        vmctl_vfio_ap: a lock taken out of the kernel's order
+
+Plugins get ``VmctlError``, ``UsageError``, ``ModelError`` and ``QMPError`` from
+:mod:`vmctl.api`.  The plugin manager treats a ``VmctlError`` from a hook as a deliberate
+refusal and lets it through; any other exception from a hook leaves that plugin out.
 """
 
 from __future__ import annotations
