@@ -24,7 +24,9 @@ from vmctl import hookspecs
 from vmctl.errors import VmctlError
 
 GROUP = "vmctl"
-BUILTIN = frozenset({"spapr-irq", "vfio", "async-pf", "vfio-ap"})
+#: The distribution whose entry points are the built-in plugins: "built-in" is derived from
+#: who provides a plugin, not from a list of names the host would have to know.
+DISTRIBUTION = "vmctl"
 
 
 @dataclass
@@ -155,7 +157,7 @@ def get_plugin_manager(entry_points: Iterable[metadata.EntryPoint] | None = None
             continue
         dist = getattr(ep, "dist", None)
         info = PluginInfo(ep.name, dist.version if dist else "", dist.name if dist else "",
-                          ep.value, ep.name in BUILTIN and (dist is None or dist.name == "vmctl"))
+                          ep.value, dist is not None and dist.name == DISTRIBUTION)
         pm.infos[ep.name] = info
         if ep.name in disabled:
             info.status = "disabled"
