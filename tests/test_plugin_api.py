@@ -70,3 +70,10 @@ def test_records_do_not_pull_in_textual_or_typer():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_completion_records_and_legacy_tuples_both_complete():
+    from vmctl.complete.sources import _item
+
+    assert _item(api.Completion("05.0004", "free")) == ("05.0004", "free")
+    assert _item(("0000:01:00.0", "group 1")) == ("0000:01:00.0", "group 1")

@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from vmctl.config.machine import Machine
     from vmctl.host.sysfs import FakeKernelHandler, Sysfs
-    from vmctl.types import (CliCommand, DeviceKind, Diagnostic, ExportFormat, HostFact,
+    from vmctl.types import (CliCommand, Completion, DeviceKind, Diagnostic, ExportFormat, HostFact,
                              HostStep, LiveProbe, PanelSpec, QemuFragment, Section, SimDevice,
                              ValidationContext)
 
@@ -232,10 +232,30 @@ def vmctl_cli_commands() -> Iterable[CliCommand]:
 
 
 @hookspec
-def vmctl_complete(kind: str, incomplete: str, sysfs: Sysfs) -> Iterable[tuple[str, str]] | None:
-    """Shell completion of host resources: ``(value, description)`` pairs.
+def vmctl_complete(kind: str, incomplete: str, sysfs: Sysfs) -> Iterable[Completion] | None:
+    """Shell completion of host resources: :class:`~vmctl.types.Completion` records.
 
-    ``kind`` names the value being completed: ``"pci-address"`` (``host`` of vfio-pci),
-    ``"apqn"``, ``"adapter"``, ``"domain"``.  Return None for kinds you do not know.
-    Must be fast and import nothing heavy: it runs on every TAB.
+    Called on every TAB that completes a host resource, by the completion fast path, which
+    imports the implementing module directly (no plugin manager): it must be fast and
+    import nothing heavy.  Results of every plugin are collected.
+
+    ``kind``
+        the value being completed: ``"pci-address"`` (``host`` of vfio-pci), ``"apqn"``,
+        ``"adapter"``, ``"domain"``.
+    ``incomplete``
+        what the user typed so far; return only candidates that start with it.
+    ``sysfs``
+        the host (:class:`~vmctl.host.sysfs.Sysfs`, under ``--sysfs-root`` when given).
+
+    Returns the candidates, or None for a kind the plugin does not know.  ``(value, help)``
+    tuples are still accepted, for one release.
+
+    Example::
+
+        @hookimpl
+        def vmctl_complete(kind, incomplete, sysfs):
+            if kind != "apqn":
+                return None
+            from vmctl.api import Completion
+            return [Completion(q, "free") for q in free_apqns(sysfs) if q.startswith(incomplete)]
     """

@@ -290,6 +290,23 @@ class CliCommand:
     plugin: str = ""
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One candidate for a host resource at the shell prompt (``vmctl_complete``).
+
+    ``value`` is what is inserted (``0000:01:00.0``, ``05.0004``); ``help`` is shown beside
+    it where the shell can (``[10de:1e87] VGA, group 1, on nouveau``).
+
+    Example::
+
+        Completion("05.0004", "adapter 5, domain 4: free")
+    """
+
+    value: str
+    help: str = ""
+    plugin: str = ""
+
+
 @dataclass
 class ValidationContext:
     """What validation may look at beyond the machine itself.

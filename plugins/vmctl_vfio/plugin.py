@@ -106,9 +106,10 @@ def vmctl_tui_panels(machine):
 def vmctl_complete(kind, incomplete, sysfs):
     if kind != "pci-address":
         return None
+    from vmctl.api import Completion
     from vmctl_vfio.hostcheck import complete_pci
 
-    return complete_pci(incomplete, sysfs)
+    return [Completion(value, text) for value, text in complete_pci(incomplete, sysfs)]
 
 
 @hookimpl

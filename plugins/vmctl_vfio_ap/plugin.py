@@ -119,6 +119,8 @@ def vmctl_cli_commands():
 def vmctl_complete(kind, incomplete, sysfs):
     if kind not in ("apqn", "adapter", "domain"):
         return None
+    from vmctl.api import Completion
     from vmctl_vfio_ap.complete import complete
 
-    return complete(kind, incomplete, sysfs)
+    found = complete(kind, incomplete, sysfs)
+    return None if found is None else [Completion(value, text) for value, text in found]

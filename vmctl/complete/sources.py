@@ -111,6 +111,14 @@ def _call_completer(ref: str, kind: str, incomplete: str, sysfs: object) -> Iter
     return fn(**{a: given[a] for a in argnames if a in given}) or ()
 
 
+def _item(candidate: Any) -> Item:
+    """A ``Completion`` record (or, for one release, a ``(value, help)`` tuple) as an item."""
+    if hasattr(candidate, "value"):
+        return str(candidate.value), str(getattr(candidate, "help", ""))
+    value, help_text = candidate
+    return str(value), str(help_text)
+
+
 def host_resources(kind: str, incomplete: str, sysfs_root: str) -> list[Item]:
     """Ask every plugin that implements ``vmctl_complete`` (imported directly, no pluggy)."""
     from vmctl.host.sysfs import Sysfs
@@ -119,7 +127,7 @@ def host_resources(kind: str, incomplete: str, sysfs_root: str) -> list[Item]:
     out: list[Item] = []
     for plugin, ref in _facts("completers"):
         try:
-            out.extend((str(v), str(d)) for v, d in _call_completer(ref, kind, incomplete, sysfs))
+            out.extend(_item(c) for c in _call_completer(ref, kind, incomplete, sysfs))
         except Exception as exc:  # noqa: BLE001 - one plugin's bug must not break the prompt
             _debug(f"plugin {plugin!r} vmctl_complete({kind!r})", exc)
     return out
