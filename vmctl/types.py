@@ -313,14 +313,26 @@ class ValidationContext:
 
     ``sysfs`` is set with ``vmctl validate --host`` (a :class:`vmctl.host.sysfs.Sysfs`);
     ``qemu`` with ``--backend qemu``: the probed capabilities of the installed QEMU per
-    arch (use :meth:`qemu_caps`); ``backend`` is ``"sim"`` or ``"qemu"``.
+    arch (use :meth:`qemu_caps`); ``backend`` is ``"sim"`` or ``"qemu"``;
+    ``qemu_wanted`` says the probe was asked for and is still to be made (the host sets
+    ``qemu`` once it knows the machines' arches).  A plugin that reads the host once per
+    run keeps the reading with :meth:`memo`.
     """
 
     backend: str = "sim"
     sysfs: Any = None
     qemu: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    qemu_wanted: bool = False
+    _memo: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False)
 
     def qemu_caps(self, arch: str) -> Any:
         """The probed QEMU for ``arch`` (a :class:`vmctl.qemu.caps.QemuCaps`), or None."""
         return (self.qemu or {}).get(arch)
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per run and per ``sysfs``, under ``key`` (start it with your
+        plugin's name: ``"vfio.host"``); later calls return the same value."""
+        hit = self._memo.get(key)
+        if hit is None or hit[0] is not self.sysfs:
+            hit = self._memo[key] = (self.sysfs, compute())
+        return hit[1]

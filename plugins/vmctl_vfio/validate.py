@@ -53,11 +53,8 @@ def host_of(ctx: ValidationContext | None) -> HostVfio | None:
     """The host as ``ctx.sysfs`` shows it, read once per validation run."""
     if ctx is None or ctx.sysfs is None:
         return None
-    cached = ctx.extra.get("vfio.host")
-    if cached is None or cached[0] is not ctx.sysfs:
-        cached = (ctx.sysfs, read_host(ctx.sysfs))
-        ctx.extra["vfio.host"] = cached
-    return cached[1]
+    sysfs = ctx.sysfs
+    return ctx.memo("vfio.host", lambda: read_host(sysfs))
 
 
 def validate(machine: Machine, ctx: ValidationContext) -> list[Diagnostic]:

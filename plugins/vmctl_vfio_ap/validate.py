@@ -48,11 +48,7 @@ def host_of(ctx: ValidationContext | None) -> ApHost | None:
     if ctx is None or ctx.sysfs is None:
         return None
     sysfs: Sysfs = ctx.sysfs
-    cached = ctx.extra.get("vfio-ap.host")
-    if cached is None or cached[0] is not sysfs:
-        cached = (sysfs, read_host(sysfs))
-        ctx.extra["vfio-ap.host"] = cached
-    return cached[1]
+    return ctx.memo("vfio-ap.host", lambda: read_host(sysfs))
 
 
 def validate(machine: Machine, ctx: ValidationContext) -> list[Diagnostic]:

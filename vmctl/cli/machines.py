@@ -30,7 +30,7 @@ def _context(backend: Backend, host: bool, sysfs_root: str):
 
         ctx.sysfs = Sysfs(sysfs_root, call_flat(plugin_manager(), "vmctl_fake_kernel"))
     if backend is Backend.qemu:
-        ctx.extra["qemu_probe"] = True
+        ctx.qemu_wanted = True
     return ctx
 
 
@@ -57,8 +57,9 @@ def load_valid(path: Path, backend: Backend = Backend.sim, host: bool = False, s
 
 
 def _attach_qemu(ctx, machines) -> None:
-    if not ctx.extra.pop("qemu_probe", False):
+    if not ctx.qemu_wanted:
         return
+    ctx.qemu_wanted = False
     from vmctl.qemu.caps import probe_for_arch
 
     arches = {m.arch for m in machines}
@@ -83,7 +84,7 @@ def validate(
 
     pm = plugin_manager()
     ctx = _context(backend, host, sysfs_root)
-    if ctx.extra.get("qemu_probe"):
+    if ctx.qemu_wanted:
         from vmctl.config import load_machine
         from vmctl.config.loader import MachineError
 
