@@ -261,14 +261,16 @@ class Loader:
         shown = display_path(path)
         prov = {k: Source(shown, None, index, k) for k in key_paths(data)}
         includes = data.get("include", [])
-        inc_line = index.line(("include",)) or 1
+
+        def inc_line() -> int:  # only on an error: most files never need their lines
+            return index.line(("include",)) or 1
         if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
             raise _fail(path, "type", "include must be a list of file names",
-                        'write include = ["base/pseries.toml"]', line=inc_line, key="include")
+                        'write include = ["base/pseries.toml"]', line=inc_line(), key="include")
         if includes and len(_stack) + 1 > MAX_INCLUDE_DEPTH:
             chain = f"{_stack[0].name} → {_stack[1].name} → … → {path.name}"
             raise _fail(path, "include-too-deep", f"includes nest more than {MAX_INCLUDE_DEPTH} "
-                        f"files deep: {chain} → …", "flatten the include chain", line=inc_line,
+                        f"files deep: {chain} → …", "flatten the include chain", line=inc_line(),
                         key="include")
         merged: dict[str, Any] = {}
         mprov: dict[KeyPath, Source] = {}
@@ -277,7 +279,7 @@ class Loader:
                 raise _fail(path, "include-limit", f"this machine reads more than {MAX_FILES} files "
                             f"or {MAX_TOTAL_BYTES >> 20} MiB through its includes (an include "
                             "repeated at many levels multiplies)",
-                            "include each base file once; merge repeated includes", line=inc_line,
+                            "include each base file once; merge repeated includes", line=inc_line(),
                             key="include")
             try:
                 target = Path(os.path.realpath(path.parent / inc))
@@ -286,8 +288,8 @@ class Loader:
                 if p.code == "file-not-found":
                     raise _fail(path, "include-not-found", f"included file not found: {inc}",
                                 f"looked for {display_path(path.parent / inc)}; includes are "
-                                f"relative to {shown}", line=inc_line, key="include") from None
-                raise _fail(path, p.code, f"include {inc!r}: {p.message}", p.hint, line=inc_line,
+                                f"relative to {shown}", line=inc_line(), key="include") from None
+                raise _fail(path, p.code, f"include {inc!r}: {p.message}", p.hint, line=inc_line(),
                             key="include") from None
             merged, mprov = merge(merged, mprov, idata, iprov)
         own = {k: v for k, v in data.items() if k != "include"}
