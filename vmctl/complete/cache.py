@@ -4,21 +4,18 @@ Plugin names, device kinds, export formats, third-party command groups (``vmctl 
 groups of plugins not shipped with vmctl, with their options and arguments) and the plugins
 that answer ``vmctl_complete`` are only known after discovering entry points and importing every
 plugin — too slow for a TAB.  :func:`plugin_facts` keeps them in
-``$XDG_CACHE_HOME/vmctl/complete.json`` under the same install-state key as the CLI's
-command cache (:mod:`vmctl.cli.plugin_commands`): the modification times of every
-``sys.path`` folder and plugin module, and ``VMCTL_DISABLE_PLUGINS``.  Installing or removing
+``$XDG_CACHE_HOME/vmctl/complete.json`` under the install-state key of
+:mod:`vmctl.pluginfacts` (shared with the CLI's command cache): the modification times of
+every ``sys.path`` folder and plugin module, and ``VMCTL_DISABLE_PLUGINS``.  Installing or removing
 a plugin changes the key, and the next TAB rebuilds the file (once, ~0.2 s).
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import sys
 from typing import Any
 
-from vmctl.cli.plugin_commands import install_key as _key
-from vmctl.paths import cache_dir
+from vmctl.pluginfacts import cached, plugin_files
 
 CACHE_NAME = "complete.json"
 
@@ -31,22 +28,7 @@ def plugin_facts() -> Facts:
     (third-party command groups as completion-table nodes) and ``completers`` (``[[plugin,
     entry point], …]`` for the plugins that implement ``vmctl_complete``).  Read once per
     process (one TAB is one process)."""
-    path = cache_dir() / CACHE_NAME
-    try:
-        cached = json.loads(path.read_text())
-        if cached["key"] == _key([m[0] for m in cached["key"]["modules"]]):
-            return cached["facts"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass  # missing, stale or unreadable: rebuild below
-    facts, files = collect()
-    try:
-        from vmctl.fsutil import atomic_write
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps({"key": _key(files), "facts": facts}), mode=0o600)
-    except OSError:
-        pass  # an unwritable cache only costs speed
-    return facts
+    return cached(CACHE_NAME, collect)
 
 
 def collect() -> tuple[Facts, list[str]]:
@@ -71,6 +53,4 @@ def collect() -> tuple[Facts, list[str]]:
                   if name in infos and "vmctl_complete" in hooks_of(pm, name)]
     facts = {"plugins": plugins, "kinds": kinds, "groups": groups,
              "formats": [[k, v] for k, v in formats(pm).items()], "completers": completers}
-    files = sorted({getattr(sys.modules.get(getattr(p, "__name__", "")), "__file__", None) or ""
-                    for _, p in pm.list_name_plugin()} - {""})
-    return facts, files
+    return facts, plugin_files(pm)
