@@ -77,3 +77,16 @@ def test_completion_records_and_legacy_tuples_both_complete():
 
     assert _item(api.Completion("05.0004", "free")) == ("05.0004", "free")
     assert _item(("0000:01:00.0", "group 1")) == ("0000:01:00.0", "group 1")
+
+
+def test_fake_hosts_come_from_plugins(tmp_path, monkeypatch):
+    from vmctl.plugins import get_plugin_manager
+    from vmctl.testing import FakeSysfs
+
+    fake = FakeSysfs(tmp_path / "a", get_plugin_manager()).pci("viable")
+    assert (fake.root / "sys/bus/pci/devices/0000:01:00.0").exists()
+    with pytest.raises(ValueError, match="unknown PCI scenario 'nope'"):
+        FakeSysfs(tmp_path / "b", get_plugin_manager()).pci("nope")
+    monkeypatch.setenv("VMCTL_DISABLE_PLUGINS", "vfio")
+    with pytest.raises(RuntimeError, match="no installed plugin builds fake 'pci' hosts; offered: ap"):
+        FakeSysfs(tmp_path / "c", get_plugin_manager()).pci("viable")

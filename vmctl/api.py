@@ -16,7 +16,7 @@ The names, by group:
   ``Severity``, ``ValidationContext``, ``ArgFragment``, ``MachineProp``, ``CpuProp``,
   ``KernelArg``, ``QemuFragment``, ``ExportFormat``, ``HostWrite``, ``HostStep``,
   ``HostFact``, ``LiveProbe``, ``SimDevice``, ``PanelSpec``, ``CliCommand``, ``Completion``,
-  ``ARCHES``;
+  ``FakeHost``, ``ARCHES``;
 - the machine: ``Machine`` (read it; never write to it);
 - errors: ``VmctlError``, ``UsageError``, ``ModelError``, ``QMPError``;
 - the host: ``Sysfs``, ``FakeKernelHandler``, ``mark_fake``, ``tree_snapshot``;
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 #: name → module that defines it.  The one table behind ``__all__``, ``__getattr__`` and
 #: the generated reference.
 _WHERE: dict[str, str] = {
-    **dict.fromkeys(("Section", "Option", "DeviceKind", "Diagnostic", "Severity", "Completion",
+    **dict.fromkeys(("Section", "Option", "DeviceKind", "Diagnostic", "Severity", "Completion", "FakeHost",
                      "ValidationContext", "ArgFragment", "MachineProp", "CpuProp", "KernelArg",
                      "QemuFragment", "ExportFormat", "HostWrite", "HostStep", "HostFact",
                      "LiveProbe", "SimDevice", "PanelSpec", "CliCommand", "ARCHES"), "vmctl.types"),
@@ -83,7 +83,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vmctl.textfmt import format_duration
     from vmctl.tui.panel import KeyValue, Panel, RateChart, TextLines
     from vmctl.tui.snapshot import format_rate
-    from vmctl.types import (ARCHES, ArgFragment, CliCommand, Completion, CpuProp, DeviceKind, Diagnostic,
+    from vmctl.types import (ARCHES, ArgFragment, CliCommand, Completion, CpuProp, FakeHost, DeviceKind, Diagnostic,
                              ExportFormat, HostFact, HostStep, HostWrite, KernelArg, LiveProbe,
                              MachineProp, Option, PanelSpec, QemuFragment, Section, Severity,
                              SimDevice, ValidationContext)

@@ -49,7 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from vmctl.config.machine import Machine
     from vmctl.host.sysfs import FakeKernelHandler, Sysfs
-    from vmctl.types import (CliCommand, Completion, DeviceKind, Diagnostic, ExportFormat, HostFact,
+    from vmctl.types import (CliCommand, Completion, DeviceKind, Diagnostic, ExportFormat, FakeHost,
+                             HostFact,
                              HostStep, LiveProbe, PanelSpec, QemuFragment, Section, SimDevice,
                              ValidationContext)
 
@@ -188,6 +189,26 @@ def vmctl_fake_kernel() -> Iterable[FakeKernelHandler]:
     Used only when the sysfs root holds the ``.vmctl-fake-sysfs`` marker (tests, demos).
     A handler for ``/sys/bus/pci/drivers/*/unbind`` moves the device's ``driver`` link,
     exactly as the kernel would; see :mod:`vmctl.host.sysfs`.
+    """
+
+
+@hookspec
+def vmctl_fake_hosts() -> Iterable[FakeHost]:
+    """Fake host trees this plugin can build: its hardware, shaped like the kernel's.
+
+    Called by the ``vmctl.testing`` kit (``fake_sysfs.pci()``, ``fake_sysfs.ap()``,
+    ``fake_sysfs.host(kind, scenario)``) when a test asks for a tree; the host itself knows
+    no plugin's hardware.  No arguments.  Returns :class:`~vmctl.types.FakeHost` records;
+    results of every plugin are collected, and the first plugin offering a ``kind`` builds
+    it.  Import the builder inside the hook: it runs in tests only.
+
+    Example::
+
+        @hookimpl
+        def vmctl_fake_hosts():
+            from vmctl.api import FakeHost
+            from my_plugin.fakesys import build, SCENARIOS
+            return [FakeHost("watchdog", "a watchdog card", build, tuple(SCENARIOS))]
     """
 
 

@@ -44,7 +44,6 @@ Fixtures
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -158,14 +157,6 @@ def plugin_from_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Calla
 
 
 # -- fake sysfs ---------------------------------------------------------------------------
-def _builder(module: str, what: str) -> Any:
-    """A plugin's fake-tree builder, imported on first use."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise RuntimeError(f"fake {what} trees come from {module}, which cannot be imported "
-                           f"({exc}); is vmctl installed with its built-in plugins?") from exc
-
 
 class FakeSysfs:
     """A fake host tree at :attr:`root`, shaped like the kernel's ``/sys``, ``/dev``, ``/proc``.
@@ -180,6 +171,9 @@ class FakeSysfs:
     ``ap(scenario=None, **options)``
         the s390 AP bus, masks and matrix mdevs (scenarios such as ``shared-apqn``; or
         ``adapters=``, ``domains=``, ``mdevs=`` … as ``vmctl_vfio_ap.fakesys.build_host``).
+    ``host(kind, scenario=None, **options)``
+        any fake host an installed plugin offers through ``vmctl_fake_hosts`` (``pci`` and
+        ``ap`` above are two of them; the host itself builds none).
     ``write(kpath, value)``, ``symlink(kpath, target)``, ``mkdir(kpath)``
         your own device's attributes (links stored relative, as sysfs does).
 
@@ -200,26 +194,25 @@ class FakeSysfs:
 
         return Sysfs(self.root, call_flat(self._pm, "vmctl_fake_kernel"))
 
-    def pci(self, scenario: str = "viable", devices: list[Any] | None = None,
-            **options: Any) -> FakeSysfs:
-        fakesys = _builder("vmctl_vfio.fakesys", "PCI")
-        if devices is not None:
-            fakesys.build_host(self.root, devices, **options)
-        elif scenario not in fakesys.SCENARIOS:
-            raise ValueError(f"unknown PCI scenario {scenario!r}; one of {sorted(fakesys.SCENARIOS)}")
-        else:
-            fakesys.SCENARIOS[scenario](self.root, **options)
+    def host(self, kind: str, scenario: str | None = None, **options: Any) -> FakeSysfs:
+        """Build the fake host ``kind`` that an installed plugin offers (``vmctl_fake_hosts``)."""
+        from vmctl.plugins import call_flat
+
+        offered = {}
+        for fake in call_flat(self._pm, "vmctl_fake_hosts"):
+            offered.setdefault(fake.kind, fake)
+        if kind not in offered:
+            raise RuntimeError(f"no installed plugin builds fake {kind!r} hosts; offered: "
+                               f"{', '.join(sorted(offered)) or 'none'}")
+        offered[kind].build(self.root, scenario, **options)
         return self
 
+    def pci(self, scenario: str = "viable", devices: list[Any] | None = None,
+            **options: Any) -> FakeSysfs:
+        return self.host("pci", scenario, devices=devices, **options)
+
     def ap(self, scenario: str | None = None, **options: Any) -> FakeSysfs:
-        fakesys = _builder("vmctl_vfio_ap.fakesys", "AP")
-        if scenario is None:
-            fakesys.build_host(self.root, **options)
-        elif scenario not in fakesys.SCENARIOS:
-            raise ValueError(f"unknown AP scenario {scenario!r}; one of {list(fakesys.SCENARIOS)}")
-        else:
-            fakesys.build_scenario(self.root, scenario)
-        return self
+        return self.host("ap", scenario, **options)
 
     def _raw(self) -> Any:
         from vmctl.host.sysfs import Sysfs, mark_fake

@@ -291,6 +291,29 @@ class CliCommand:
 
 
 @dataclass(frozen=True)
+class FakeHost:
+    """A fake host tree a plugin can build for tests and demos (``vmctl_fake_hosts``).
+
+    ``kind`` names it in the test kit (``fake_sysfs.host("pci", "viable")``; ``pci`` and
+    ``ap`` also have their own methods); ``build(root, scenario, **options)`` builds it
+    under ``root`` (``scenario`` None: the plugin's default or ``options`` alone) and
+    raises ``ValueError`` naming the known scenarios for an unknown one; ``scenarios``
+    lists them.
+
+    Example::
+
+        FakeHost("pci", "PCI functions, drivers, IOMMU groups", build_fake_host,
+                 scenarios=("host", "viable", "non-viable"))
+    """
+
+    kind: str
+    help: str
+    build: Callable[..., None]
+    scenarios: tuple[str, ...] = ()
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
 class Completion:
     """One candidate for a host resource at the shell prompt (``vmctl_complete``).
 

@@ -25,6 +25,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from vmctl.api import Sysfs, mark_fake
 
@@ -231,3 +232,15 @@ def iommufd_scenario(root: str | os.PathLike[str], **kw: object) -> Sysfs:
 SCENARIOS = {"host": host_scenario, "viable": viable_scenario,
              "non-viable": nonviable_scenario, "no-iommu": no_iommu_scenario,
              "iommufd": iommufd_scenario}
+
+
+def fake_host(root: str | os.PathLike[str], scenario: str | None = "viable",
+              devices: Iterable[FakeDevice] | None = None, **options: Any) -> None:
+    """The ``pci`` fake host of ``vmctl_fake_hosts``: a named scenario, or ``devices``."""
+    if devices is not None:
+        build_host(root, devices, **options)
+        return
+    scenario = scenario or "viable"
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown PCI scenario {scenario!r}; one of {sorted(SCENARIOS)}")
+    SCENARIOS[scenario](root, **options)

@@ -70,6 +70,15 @@ def vmctl_fake_kernel():
 
 
 @hookimpl
+def vmctl_fake_hosts():
+    from vmctl.api import FakeHost
+    from vmctl_vfio.fakesys import SCENARIOS, fake_host
+
+    return [FakeHost("pci", "PCI functions, drivers and IOMMU groups", fake_host,
+                     tuple(sorted(SCENARIOS)))]
+
+
+@hookimpl
 def vmctl_sim_devices(machine):
     if not machine.devices_of("vfio-pci"):
         return []  # keep the simulator's start-up free of this plugin's model

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from vmctl.api import FakeKernelHandler, Sysfs, mark_fake, tree_snapshot
@@ -306,3 +307,13 @@ def build_scenario(root: str | os.PathLike[str], name: str) -> Sysfs:
     """A fake tree of a named §4.11 scenario."""
     desc, make = _scenario_specs()[name]
     return write_host(root, make(), desc)
+
+
+def fake_host(root: str | os.PathLike[str], scenario: str | None = None, **options: Any) -> None:
+    """The ``ap`` fake host of ``vmctl_fake_hosts``: ``build_host(**options)``, or a scenario."""
+    if scenario is None:
+        build_host(root, **options)
+    elif scenario not in SCENARIOS:
+        raise ValueError(f"unknown AP scenario {scenario!r}; one of {list(SCENARIOS)}")
+    else:
+        build_scenario(root, scenario)

@@ -78,6 +78,14 @@ def vmctl_fake_kernel():
 
 
 @hookimpl
+def vmctl_fake_hosts():
+    from vmctl.api import FakeHost
+    from vmctl_vfio_ap.fakesys import SCENARIOS, fake_host
+
+    return [FakeHost("ap", "the s390 AP bus, masks and matrix mdevs", fake_host, tuple(SCENARIOS))]
+
+
+@hookimpl
 def vmctl_sim_devices(machine):
     if not machine.devices_of("vfio-ap"):
         return []  # keep the simulator's start-up free of this plugin's model
