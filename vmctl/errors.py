@@ -47,6 +47,16 @@ class ExitCode(enum.IntEnum):
 INVALID = ExitCode.FAILURE
 
 
+def describe_oserror(exc: BaseException) -> str:
+    """``"No space left on device (ENOSPC)"``: an OSError's text and its errno's name."""
+    if isinstance(exc, OSError) and exc.strerror:
+        import errno
+
+        name = errno.errorcode.get(exc.errno or 0, "")
+        return f"{exc.strerror} ({name})" if name else exc.strerror
+    return str(exc) if isinstance(exc, OSError) else repr(exc)
+
+
 class VmctlError(Exception):
     """A failure the user can act on.
 

@@ -39,7 +39,8 @@ def monitor(
     """
     _check_rate(interval, "--interval")
     from vmctl.paths import state_dir
-    from vmctl.tui.target import find_instance, load_target
+    from vmctl.runtime.instance import find_instance
+    from vmctl.tui.target import load_target
 
     instance = find_instance(state_dir(), name)
     target = load_target(instance, plugin_manager())

@@ -18,7 +18,7 @@ from typing import Any
 from vmctl.errors import VmctlError
 from vmctl.paths import state_dir
 from vmctl.runtime.inspect import Inspection, State, describe_exit, inspect
-from vmctl.runtime.instance import MARKER, Instance, list_instances
+from vmctl.runtime.instance import Instance, find_instance, list_instances
 from vmctl.runtime.lock import InstanceLock
 from vmctl.runtime.procinfo import is_alive
 
@@ -32,17 +32,7 @@ def _state() -> Path:
 
 def find(name: str) -> Instance:
     """The instance called ``name``; an error listing the known ones otherwise."""
-    inst = Instance(_state(), name)
-    if inst.exists():
-        if not inst.owned():
-            raise VmctlError(f"{inst.dir} was not created by vmctl (it has no {MARKER} marker)",
-                             hint="vmctl leaves folders it did not make alone; remove it by hand "
-                                  "if it is yours")
-        return inst
-    known = [f"{i.name} ({inspect(i, tail=0).state.value})" for i in list_instances(_state())]
-    hint = (f"instances: {', '.join(known)}" if known
-            else "no instance is running; start one with: vmctl run PATH")
-    raise VmctlError(f"no instance named {name!r}", hint=hint)
+    return find_instance(_state(), name, lambda i: f"{i.name} ({inspect(i, tail=0).state.value})")
 
 
 def _run(coro: Any) -> Any:

@@ -30,11 +30,12 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vmctl.errors import UsageError, VmctlError
+from vmctl.errors import UsageError, VmctlError, describe_oserror
 
 #: The one rule for every instance NAME, matched in full (``fullmatch``: no trailing newline).
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -190,7 +191,6 @@ class Instance:
         (``shutil.rmtree(dir_fd=…)``, which never follows a link inside it).  Returns
         whether the folder was removed.
         """
-        self._remove_outside_socket()
         try:
             state_fd = os.open(self.state, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
@@ -209,6 +209,7 @@ class Instance:
                 os.close(fd)
             if not marked:
                 return False
+            self._remove_outside_socket()
             shutil.rmtree(self.name, dir_fd=state_fd, ignore_errors=True)
             return True
         finally:
@@ -255,12 +256,31 @@ def list_instances(state: Path) -> list[Instance]:
             if valid_name(e.name) and e.is_dir(follow_symlinks=False)]
 
 
+def find_instance(state: Path, name: str,
+                  describe: Callable[[Instance], str] = lambda i: i.name) -> Instance:
+    """The instance ``name`` (a folder vmctl made); a VmctlError otherwise.
+
+    The error for an unknown name lists the instances there are, each shown by
+    ``describe``; a folder without vmctl's marker is refused, never used.
+    """
+    inst = Instance(state, name)
+    if inst.exists():
+        if not inst.owned():
+            raise VmctlError(f"{inst.dir} was not created by vmctl (it has no {MARKER} marker)",
+                             hint="vmctl leaves folders it did not make alone; remove it by hand "
+                                  "if it is yours")
+        return inst
+    known = [describe(i) for i in list_instances(state)]
+    hint = (f"instances: {', '.join(known)}" if known
+            else "no instance is running; start one with: vmctl run PATH")
+    raise VmctlError(f"no instance named {name!r}", hint=hint)
+
+
 def state_error(exc: OSError, what: str) -> VmctlError:
     """``what`` failed on the state dir's file system: say why (ENOSPC, EROFS, EACCES …)."""
     import errno
 
-    name = errno.errorcode.get(exc.errno or 0, "")
-    cause = f"{exc.strerror} ({name})" if name else str(exc)
+    cause = describe_oserror(exc)
     hints = {errno.ENOSPC: "free space on that file system, or set VMCTL_STATE_DIR elsewhere",
              errno.EDQUOT: "the disk quota is exhausted; free space or set VMCTL_STATE_DIR elsewhere",
              errno.EROFS: "that file system is mounted read-only; set VMCTL_STATE_DIR to a "

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vmctl.errors import describe_oserror
 from vmctl.runtime import supervisor
 
 SUPERVISOR = Path(supervisor.__file__)
@@ -133,7 +134,7 @@ def spawn_backend(folder: str, lock_fd: int, cmd: list[str], env: dict[str, str]
                 _become_supervisor(folder, lock_fd, cmd, child, log, null, env,
                                    detach=not foreground)
             except BaseException as exc:  # noqa: BLE001 - a forked child never returns
-                _die(log, f"cannot start the supervisor: {_oserror(exc)}", report_fd, child)
+                _die(log, f"cannot start the supervisor: {describe_oserror(exc)}", report_fd, child)
     finally:
         os.close(log)
         os.close(null)
@@ -168,7 +169,7 @@ def fork_simulator(folder: str, lock_fd: int, machine: Any, pm: Any,
                 _become_supervisor(folder, lock_fd, cmd, child, log, null, dict(os.environ),
                                    detach=True)
             except BaseException as exc:  # noqa: BLE001 - a forked child never returns
-                _die(log, f"cannot start the simulator: {_oserror(exc)}", report_fd, child)
+                _die(log, f"cannot start the simulator: {describe_oserror(exc)}", report_fd, child)
     finally:
         os.close(log)
         os.close(null)
@@ -215,15 +216,6 @@ def _run_simulator(folder: str, lock_fd: int, machine: Any, pm: Any, log: int,
             sys.stderr.flush()
         finally:
             os._exit(code)
-
-
-def _oserror(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        import errno
-
-        name = errno.errorcode.get(exc.errno or 0, "")
-        return f"{exc.strerror} ({name})" if name else exc.strerror
-    return repr(exc)
 
 
 def _die(log: int, message: str, report_fd: int = -1, child: int = 0) -> None:

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vmctl.errors import VmctlError
-from vmctl.runtime.instance import Instance, list_instances, read_json
+from vmctl.runtime.instance import Instance, read_json
 from vmctl.types import LiveProbe, PanelSpec
 
 #: Hooks' answers: the plugin manager is passed in, never built here.
@@ -120,16 +119,3 @@ def attach_plugins(target: Target, pm: PluginManager) -> Target:
             target.probes.setdefault(spec.plugin, default_probe(spec.plugin))
     return target
 
-
-def find_instance(state: Path, name: str) -> Instance:
-    """The instance folder ``name``; a VmctlError listing the known ones otherwise."""
-    instance = Instance(state, name)
-    if instance.exists():
-        if not instance.owned():
-            raise VmctlError(f"{instance.dir} was not created by vmctl (it has no instance marker)",
-                             hint="vmctl leaves folders it did not make alone")
-        return instance
-    known = [i.name for i in list_instances(state)]
-    hint = (f"instances: {', '.join(known)}" if known
-            else "start one with: vmctl run machines/p9-dual.toml")
-    raise VmctlError(f"no instance named {name!r} in {state}", hint=hint)
