@@ -15,7 +15,7 @@ The names, by group:
 - records (what hooks contribute): ``Section``, ``Option``, ``DeviceKind``, ``Diagnostic``,
   ``Severity``, ``ValidationContext``, ``ArgFragment``, ``MachineProp``, ``CpuProp``,
   ``KernelArg``, ``QemuFragment``, ``ExportFormat``, ``HostWrite``, ``HostStep``,
-  ``HostFact``, ``LiveProbe``, ``SimDevice``, ``PanelSpec``, ``CliCommand``, ``Completion``,
+  ``HostFact``, ``LiveProbe``, ``LiveState``, ``SimDevice``, ``PanelSpec``, ``CliCommand``, ``Completion``,
   ``FakeHost``, ``ARCHES``;
 - the machine: ``Machine`` (read it; never write to it);
 - errors: ``VmctlError``, ``UsageError``, ``ModelError``, ``QMPError``;
@@ -37,7 +37,7 @@ _WHERE: dict[str, str] = {
     **dict.fromkeys(("Section", "Option", "DeviceKind", "Diagnostic", "Severity", "Completion", "FakeHost",
                      "ValidationContext", "ArgFragment", "MachineProp", "CpuProp", "KernelArg",
                      "QemuFragment", "ExportFormat", "HostWrite", "HostStep", "HostFact",
-                     "LiveProbe", "SimDevice", "PanelSpec", "CliCommand", "ARCHES"), "vmctl.types"),
+                     "LiveProbe", "LiveState", "SimDevice", "PanelSpec", "CliCommand", "ARCHES"), "vmctl.types"),
     "Machine": "vmctl.config.machine",
     "VmctlError": "vmctl.errors",
     "UsageError": "vmctl.errors",
@@ -84,6 +84,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vmctl.tui.panel import KeyValue, Panel, RateChart, TextLines
     from vmctl.tui.snapshot import format_rate
     from vmctl.types import (ARCHES, ArgFragment, CliCommand, Completion, CpuProp, FakeHost, DeviceKind, Diagnostic,
-                             ExportFormat, HostFact, HostStep, HostWrite, KernelArg, LiveProbe,
+                             ExportFormat, HostFact, HostStep, HostWrite, KernelArg, LiveProbe, LiveState,
                              MachineProp, Option, PanelSpec, QemuFragment, Section, Severity,
                              SimDevice, ValidationContext)

@@ -221,6 +221,54 @@ class LiveProbe:
     plugin: str = ""
 
 
+class LiveState(dict[str, Any]):
+    """A plugin's live state, as the host read it, tagged with where it came from.
+
+    The mapping is what the plugin's :class:`LiveProbe` ``parse`` returned (on the simulator
+    without a probe: its ``SimDevice.state()``), unchanged, so ``vmctl status`` prints the
+    same keys.  The host adds:
+
+    * ``plugin`` — whose state it is;
+    * ``backend`` — ``"sim"`` or ``"qemu"``: what answered, so a panel or a headline never
+      has to guess it from the keys (some state exists only on one backend);
+    * ``error`` — why the read failed (a QMP error, a parser exception), ``""`` when it
+      worked; :attr:`failed` says the same as a bool, and the mapping is then empty.
+
+    A panel receives it through :meth:`vmctl.api.Panel.set`, ``vmctl top``'s headline
+    function as its argument::
+
+        def headline(state: LiveState) -> str:
+            if state.backend == "qemu":
+                return "on" if state.get("present") else "-"
+            return f"{state.get('served', 0)} B"
+    """
+
+    __slots__ = ("plugin", "backend", "error")
+
+    def __init__(self, data: Mapping[str, Any] | None = None, *, plugin: str = "",
+                 backend: str = "", error: str = "") -> None:
+        super().__init__(data or {})
+        self.plugin = plugin
+        self.backend = backend
+        self.error = error
+
+    @property
+    def failed(self) -> bool:
+        """True when the host could not read the state (:attr:`error` says why)."""
+        return bool(self.error)
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The mapping as a plain dict, or None when the read failed (the spelling of
+        vmctl 0.1's ``PluginState.state``, kept for one release)."""
+        return None if self.failed else dict(self)
+
+    def __repr__(self) -> str:
+        tags = f"plugin={self.plugin!r}, backend={self.backend!r}"
+        return f"LiveState({dict.__repr__(self)}, {tags}" + (
+            f", error={self.error!r})" if self.error else ")")
+
+
 class SimDevice:
     """Base class for a plugin's device model inside the simulator.
 

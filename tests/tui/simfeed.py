@@ -18,7 +18,8 @@ from vmctl.runtime.instance import Instance
 from vmctl.sim.build import build_simulation
 from vmctl.sim.qmp import QMPError
 from vmctl.tui.feed import FeedError, parse_vcpus
-from vmctl.tui.snapshot import Link, PluginState, Snapshot
+from vmctl.tui.snapshot import Link, Snapshot
+from vmctl.types import LiveState
 from vmctl.tui.target import Target, attach_plugins
 
 #: 2023-11-14 22:13:20 UTC: the frozen wall clock of every snapshot test.
@@ -80,7 +81,7 @@ class InProcessFeed:
         plugins = {}
         for plugin, probe in self.target.probes.items():
             results = [self.sim.execute(cmd, dict(args)) for cmd, args in probe.commands]
-            plugins[plugin] = PluginState(state=probe.parse(results))
+            plugins[plugin] = LiveState(probe.parse(results), plugin=plugin, backend="sim")
         return Snapshot(self.target.name, "sim", Link.LIVE, self.tick * self.step, self._wall(),
                         run_state=run_state, started=self.started,
                         socket=str(self.target.socket), vcpus=vcpus, sim=sim, plugins=plugins)

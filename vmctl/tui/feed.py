@@ -31,8 +31,9 @@ from typing import Any, Protocol
 
 from vmctl.runtime.client import InstanceClient, QMPCommandError, QMPConnectionError
 from vmctl.runtime.inspect import Inspection, State, inspect
-from vmctl.tui.snapshot import Link, PluginState, Snapshot, Vcpu
+from vmctl.tui.snapshot import Link, Snapshot, Vcpu
 from vmctl.tui.target import Target
+from vmctl.types import LiveState
 
 #: Events after which the run state has probably changed: poll at once.
 LIFECYCLE_EVENTS = frozenset({"STOP", "RESUME", "RESET", "SHUTDOWN", "POWERDOWN",
@@ -245,21 +246,22 @@ class InstanceFeed:
         self._report(Link.LIVE, "", run_state=run_state, vcpus=vcpus, sim=sim,
                      plugins=plugins)
 
-    async def _probe(self, client: InstanceClient, probe: Any) -> PluginState:
+    async def _probe(self, client: InstanceClient, probe: Any) -> LiveState:
+        tags = {"plugin": probe.plugin, "backend": self.target.backend}
         results = []
         for command, arguments in probe.commands:
             try:
                 results.append(await self._ask(client, command, dict(arguments)))
             except QMPCommandError as exc:
-                return PluginState(error=f"{command}: {exc.desc}")
+                return LiveState(error=f"{command}: {exc.desc}", **tags)
         try:
             state = probe.parse(results)
         except Exception as exc:  # noqa: BLE001 - a plugin's parser bug stays in its panel
-            return PluginState(error=f"{probe.plugin or 'plugin'} parse failed: "
-                                     f"{type(exc).__name__}: {exc}")
+            return LiveState(error=f"{probe.plugin or 'plugin'} parse failed: "
+                                   f"{type(exc).__name__}: {exc}", **tags)
         if not isinstance(state, dict):
-            return PluginState(error=f"parse returned {type(state).__name__}, not a dict")
-        return PluginState(state=state)
+            return LiveState(error=f"parse returned {type(state).__name__}, not a dict", **tags)
+        return LiveState(state, **tags)
 
     def _report(self, link: Link, reason: str, **fields: Any) -> None:
         insp = self._inspection

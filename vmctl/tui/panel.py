@@ -1,9 +1,12 @@
 """Base class for a plugin's panel in ``vmctl monitor`` — read this to write one.
 
 A panel shows one plugin's live device state.  vmctl polls the instance (at 4 Hz in
-``monitor``), runs the plugin's :class:`~vmctl.types.LiveProbe` and hands the parsed dict
-to the panel's :meth:`Panel.update_state`.  The panel never talks QMP itself, never
-sleeps and never sees a socket: it turns a dict into widgets.
+``monitor``), runs the plugin's :class:`~vmctl.types.LiveProbe`, tags the parsed dict
+with the backend that answered (a :class:`~vmctl.types.LiveState`) and hands it to
+:meth:`Panel.set`, which calls your :meth:`Panel.update_state`.  The panel never talks
+QMP itself, never sleeps and never sees a socket: it turns a dict into widgets.  Where the
+state differs by backend, branch on :attr:`Panel.backend` (``"sim"`` or ``"qemu"``), never
+on which keys happen to be there.
 
 Three steps
 -----------
@@ -14,7 +17,7 @@ Three steps
     from textual.app import ComposeResult
     from textual.widgets import Static
 
-    from vmctl.tui.panel import Panel, RateChart
+    from vmctl.api import Panel, RateChart
 
 
     class RngPanel(Panel):
@@ -34,7 +37,7 @@ Three steps
 
     # my_plugin/plugin.py
     from vmctl import hookimpl
-    from vmctl.types import PanelSpec
+    from vmctl.api import PanelSpec
 
     @hookimpl
     def vmctl_tui_panels(machine):
@@ -42,6 +45,9 @@ Three steps
             return None
         return [PanelSpec("Entropy", "my_plugin.panel:RngPanel",
                           headline=lambda s: f"{s.get('bytes', 0)} B")]
+
+   (``headline`` gets the same :class:`~vmctl.types.LiveState`: ``s.backend`` says
+   which backend answered.)
 
 3. Give it state: on the simulator your ``SimDevice.state()`` is read for you
    (``__org.vmctl_query-device``); for QEMU return a ``LiveProbe`` from
@@ -54,8 +60,10 @@ What the host does for you
 * :attr:`sampled_at` (monotonic seconds of the poll) before each ``update_state``, and
   :meth:`rate`/:meth:`history` to turn rising counters into per-second rates (a counter
   that drops, after a reset, restarts the rate instead of going negative);
-* when the machine stops answering, crashes or exits, the panel keeps its last content,
-  is dimmed and its subtitle says why (:meth:`set_stale`); ``update_state`` is not called;
+* :attr:`backend`, from the state's tag, before each ``update_state``;
+* when the machine stops answering, crashes or exits, or the probe fails, the panel keeps
+  its last content, is dimmed and its subtitle says why (:meth:`set_stale`);
+  ``update_state`` is not called;
 * an exception in ``update_state`` is caught and shown in the subtitle, so a panel bug
   never takes the monitor down.  Keep ``update_state`` fast (no I/O): it runs in the UI.
 
@@ -79,6 +87,7 @@ from textual.widgets import Label, Sparkline, Static
 
 from vmctl.textfmt import safe
 from vmctl.tui.snapshot import RateMeter, format_rate
+from vmctl.types import LiveState
 
 
 class Panel(Widget, can_focus=True):
@@ -108,7 +117,7 @@ class Panel(Widget, can_focus=True):
             self.border_title = title
         #: Monotonic time (seconds) of the poll being shown; set before ``update_state``.
         self.sampled_at: float = 0.0
-        #: ``"sim"`` or ``"qemu"``: some state exists only on one backend.
+        #: ``"sim"`` or ``"qemu"``: some state exists only on one backend (set by :meth:`set`).
         self.backend: str = ""
         #: Seconds the instance has been up at that poll, when known.
         self.uptime: float | None = None
@@ -138,6 +147,22 @@ class Panel(Widget, can_focus=True):
         return self.rates.history(key)
 
     # -- called by the host ------------------------------------------------------------
+    def set(self, live: LiveState) -> None:
+        """Show a poll's :class:`~vmctl.types.LiveState` (the host's one entry point).
+
+        Records :attr:`backend` from the state's tag, then either marks the panel stale
+        with the reason the read failed (the last content stays), or marks it fresh and
+        calls :meth:`update_state` with the state.  Tests drive a panel the same way:
+        ``panel.set(LiveState({...}, backend="qemu"))``.
+        """
+        if live.backend:
+            self.backend = live.backend
+        if live.failed:
+            self.set_stale(live.error)
+            return
+        self.set_fresh()
+        self.update_state(live)
+
     def set_stale(self, reason: str) -> None:
         """Dim the panel and say why its content is old (the host calls this)."""
         self.stale_reason = reason

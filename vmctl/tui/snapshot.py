@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmctl.textfmt import format_duration  # noqa: F401 - the TUI's widgets import it from here
+from vmctl.types import LiveState
 
 
 class Link(str, enum.Enum):
@@ -58,14 +59,6 @@ class Vcpu:
 
 
 @dataclass(frozen=True)
-class PluginState:
-    """A plugin's live state from its ``LiveProbe``, or why it could not be read."""
-
-    state: Mapping[str, Any] | None = None
-    error: str = ""
-
-
-@dataclass(frozen=True)
 class Snapshot:
     """One observation of one instance.
 
@@ -84,7 +77,7 @@ class Snapshot:
     socket: str = ""
     vcpus: tuple[Vcpu, ...] = ()
     sim: Mapping[str, Any] | None = None
-    plugins: Mapping[str, PluginState] = field(default_factory=dict)
+    plugins: Mapping[str, LiveState] = field(default_factory=dict)
 
     @property
     def uptime(self) -> float | None:

@@ -15,13 +15,13 @@ panel shows "no live probe".  Nothing here imports Textual or opens a socket.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vmctl.runtime.instance import Instance, read_json
-from vmctl.types import LiveProbe, PanelSpec
+from vmctl.types import LiveProbe, LiveState, PanelSpec
 
 #: Hooks' answers: the plugin manager is passed in, never built here.
 PluginManager = Any
@@ -44,25 +44,25 @@ class Target:
     def name(self) -> str:
         return self.instance.name
 
-    def headlines(self, states: dict[str, Any]) -> dict[str, str]:
-        """``{plugin: headline}`` for ``vmctl top`` from ``{plugin: PluginState}``.
+    def headlines(self, states: Mapping[str, LiveState]) -> dict[str, str]:
+        """``{plugin: headline}`` for ``vmctl top`` from ``{plugin: LiveState}``.
 
-        A headline function that raises, or a plugin without state, gives ``"?"``/``"—"``
-        rather than taking the table down.
+        A headline function that raises gives ``"?"``; a plugin whose read failed,
+        ``"error"``; one without state, ``"—"``: never the table down.
         """
         out: dict[str, str] = {}
         for spec in self.panels:
             if spec.headline is None:
                 continue
-            ps = states.get(spec.plugin)
-            if ps is None or ps.state is None:
-                out[spec.plugin] = "—" if ps is None or not ps.error else "error"
+            live = states.get(spec.plugin)
+            if live is None or live.failed:
+                out[spec.plugin] = "—" if live is None else "error"
                 continue
-            out[spec.plugin] = safe_headline(spec.headline, dict(ps.state))
+            out[spec.plugin] = safe_headline(spec.headline, live)
         return out
 
 
-def safe_headline(fn: Callable[[dict[str, Any]], str], state: dict[str, Any]) -> str:
+def safe_headline(fn: Callable[[LiveState], str], state: LiveState) -> str:
     """``fn(state)`` as text; ``"?"`` when the plugin's function fails."""
     try:
         return str(fn(state))

@@ -23,8 +23,8 @@ from textual.widgets import Input, RichLog, Static
 from vmctl.textfmt import safe, safe_lines
 from vmctl.tui.panel import Panel, TextLines
 from vmctl.tui.qmpline import ConsoleSyntaxError, parse_line
-from vmctl.tui.snapshot import Link, PluginState, Snapshot, format_duration
-from vmctl.types import PanelSpec
+from vmctl.tui.snapshot import Link, Snapshot, format_duration
+from vmctl.types import LiveState, PanelSpec
 
 #: Colours of run states and link states, as Rich styles.
 STATUS_STYLE = {
@@ -219,27 +219,29 @@ def build_panel(spec: PanelSpec, backend: str) -> Widget:
     return widget
 
 
-def deliver(panel: Widget, ps: PluginState | None, snap: Snapshot,
+def deliver(panel: Widget, live: LiveState | None, snap: Snapshot,
             log: Callable[[str], None] = lambda text: None) -> None:
-    """Hand ``ps`` to ``panel`` with its poll time, or mark it stale and say why."""
+    """Hand ``live`` to ``panel`` with its poll time (:meth:`Panel.set`), or mark the panel
+    stale and say why (the instance is not live, or the plugin has no probe here)."""
     is_panel = isinstance(panel, Panel)
     if is_panel:
         panel.sampled_at, panel.uptime = snap.sampled_at, snap.uptime
     reason = ""
     if snap.link is not Link.LIVE:
         reason = f"{snap.status}: last state shown"
-    elif ps is None:
+    elif live is None:
         reason = "no live probe for this backend"
-    elif ps.error:
-        reason = ps.error
+    elif live.failed and not is_panel:
+        reason = live.error
     if reason:
         _stale(panel, reason)
         return
-    assert ps is not None and ps.state is not None
-    if is_panel:
-        panel.set_fresh()
+    assert live is not None
     try:
-        panel.update_state(dict(ps.state))  # type: ignore[attr-defined]
+        if is_panel:
+            panel.set(live)
+        else:
+            panel.update_state(dict(live))  # type: ignore[attr-defined]
     except Exception as exc:  # noqa: BLE001 - a panel bug must not end the monitor
         message = f"panel error: {type(exc).__name__}: {exc}"
         _stale(panel, message)
