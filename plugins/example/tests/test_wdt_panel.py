@@ -7,6 +7,7 @@ import time
 
 from textual.app import App, ComposeResult
 
+from vmctl.api import LiveState
 from vmctl_i6300esb.live import headline
 from vmctl_i6300esb.panel import WatchdogPanel, countdown
 
@@ -30,18 +31,18 @@ def test_panel_shows_the_countdown_daemon_and_expiries():
         app = One()
         async with app.run_test(size=(100, 12)) as pilot:
             panel = app.query_one(WatchdogPanel)
-            panel.update_state(SIM_STATE)
+            panel.set(LiveState(SIM_STATE, backend="sim"))
             await pilot.pause()
             shown = values(panel)
             assert shown["action"] == "reset  (nowayout)"
             assert "3.0 s of 30.5" in shown["timer"] and "stage2" in shown["timer"]
             assert shown["guest"] == "daemon hung, /dev/watchdog0 open  last boot: watchdog reset"
             assert shown["fired"] == "1×, last at 41.25 s (reset)"
-            panel.update_state({"action": "pause", "run_state": "watchdog", "paused_by_watchdog": True,
-                                "timer": "not readable over QMP on QEMU"})
+            panel.set(LiveState({"action": "pause", "run_state": "watchdog", "paused_by_watchdog": True,
+                                 "timer": "not readable over QMP on QEMU"}, backend="qemu"))
             await pilot.pause()
             assert "paused" in values(panel)["fired"]
-            panel.update_state({})  # a plugin that answers nothing yet must not break the panel
+            panel.set(LiveState({}, backend="qemu"))  # a plugin that answers nothing yet must not break the panel
             await pilot.pause()
     asyncio.run(scenario())
 

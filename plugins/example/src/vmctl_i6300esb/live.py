@@ -11,16 +11,16 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from vmctl.api import LiveProbe
+from vmctl.api import LiveProbe, LiveState, PanelSpec
 
-from .schema import KIND
+from .schema import KIND, PLUGIN
 
 
-def live_probe(machine: Any, backend: str, plugin: str = KIND) -> LiveProbe | None:
+def live_probe(machine: Any, backend: str) -> LiveProbe | None:
     if not machine.devices_of(KIND):
         return None
     if backend == "sim":
-        return LiveProbe((("__org.vmctl_query-device", {"plugin": plugin}),), parse_sim)
+        return LiveProbe((("__org.vmctl_query-device", {"plugin": PLUGIN}),), parse_sim)
     action = machine.devices_of(KIND)[0][1].get("action", "reset")
     return LiveProbe((("query-status", {}),), partial(parse_qemu, action))
 
@@ -36,7 +36,14 @@ def parse_qemu(action: str, results: list[Any]) -> dict[str, Any]:
             "timer": "not readable over QMP on QEMU"}
 
 
-def headline(state: dict[str, Any]) -> str:
+def tui_panels(machine: Any) -> list[PanelSpec] | None:
+    """The watchdog's panel in ``vmctl monitor`` and its column in ``vmctl top``."""
+    if not machine.devices_of(KIND):
+        return None
+    return [PanelSpec("Watchdog (i6300esb)", "vmctl_i6300esb.panel:WatchdogPanel", headline=headline)]
+
+
+def headline(state: LiveState) -> str:
     """The short text ``vmctl top`` shows: ``"12.3s reset"``, ``"off"``, ``"fired 2×"``."""
     if state.get("status") == "failed":
         return "failed"

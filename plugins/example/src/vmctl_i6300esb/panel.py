@@ -43,9 +43,9 @@ class WatchdogPanel(Panel):
         if state.get("nowayout"):
             action += "  (nowayout)"
         self.query_one("#wdt-action", KeyValue).set(action)
-        if "run_state" in state:  # QEMU
+        if self.backend == "qemu":  # QEMU has no timer to read: the run state says it all
             self.query_one("#wdt-timer", KeyValue).set(str(state.get("timer", "—")))
-            self.query_one("#wdt-guest", KeyValue).set(f"run state {state['run_state']}")
+            self.query_one("#wdt-guest", KeyValue).set(f"run state {state.get('run_state', '—')}")
             fired = "[red]yes: the machine is paused[/]" if state.get("paused_by_watchdog") else "no"
             self.query_one("#wdt-fired", KeyValue).set(fired)
             return

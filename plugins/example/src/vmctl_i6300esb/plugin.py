@@ -3,38 +3,36 @@
     [project.entry-points.vmctl]
     i6300esb = "vmctl_i6300esb.plugin"
 
-Each hook forwards to the module that does the work, importing it on first use so that
-loading the plugin (which every ``vmctl`` command does) stays cheap.  See
-``docs/reference/hooks.md`` for when each hook is called and what it returns.
+Each hook ``vmctl_NAME`` forwards to the function ``NAME`` of the module that owns the
+concern (docs/plugins/layout.md), importing it on first use so that loading the plugin
+(which every ``vmctl`` command does) stays cheap.  See ``docs/reference/hooks.md`` for when
+each hook is called and what it returns.
 """
 
 from __future__ import annotations
 
 from vmctl import hookimpl
 
-#: The name vmctl knows this plugin by: the entry point's name, used in QMP and status.
-PLUGIN = "i6300esb"
-
 
 @hookimpl
 def vmctl_device_kinds():
-    from .schema import DEVICE_KIND
+    from .schema import device_kinds
 
-    return [DEVICE_KIND]
+    return device_kinds()
 
 
 @hookimpl
 def vmctl_validate_machine(machine, ctx):
-    from .validate import validate
+    from .validate import validate_machine
 
-    return validate(machine)
+    return validate_machine(machine, ctx)
 
 
 @hookimpl
 def vmctl_predict(machine, ctx):
-    from .validate import predict
+    from .predict import predict
 
-    return predict(machine)
+    return predict(machine, ctx)
 
 
 @hookimpl
@@ -55,23 +53,18 @@ def vmctl_libvirt_xml(machine, domain):
 def vmctl_sim_devices(machine):
     from .sim import sim_devices
 
-    return sim_devices(machine, PLUGIN)
+    return sim_devices(machine)
 
 
 @hookimpl
 def vmctl_live_probe(machine, backend):
     from .live import live_probe
 
-    return live_probe(machine, backend, PLUGIN)
+    return live_probe(machine, backend)
 
 
 @hookimpl
 def vmctl_tui_panels(machine):
-    from vmctl.api import PanelSpec
+    from .live import tui_panels
 
-    from .live import headline
-    from .schema import KIND
-
-    if not machine.devices_of(KIND):
-        return None
-    return [PanelSpec("Watchdog (i6300esb)", "vmctl_i6300esb.panel:WatchdogPanel", headline=headline)]
+    return tui_panels(machine)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from vmctl.api import DeviceKind, Option
 
+#: The name vmctl knows this plugin by (the entry point's name; QMP and ``vmctl status`` use it).
+PLUGIN = "i6300esb"
+
 KIND = "i6300esb"
 
 #: QEMU's ``WatchdogAction`` values, in the order ``qapi/run-state.json`` lists them.
@@ -41,3 +44,8 @@ DEVICE_KIND = DeviceKind(
     arches=ARCHES,
     max_per_machine=1,  # QEMU's -action watchdog= is one setting for the whole machine
 )
+
+
+def device_kinds() -> list[DeviceKind]:
+    """``vmctl_device_kinds``: the one kind this plugin adds."""
+    return [DEVICE_KIND]

@@ -28,7 +28,7 @@ from typing import Any
 from vmctl.api import ModelError, SimDevice
 
 from .model import DevState, Esb6300, WatchdogDev, expiry_seconds
-from .schema import KIND
+from .schema import KIND, PLUGIN
 
 COMMAND = "__org.vmctl_watchdog-guest"
 EVENT = "WATCHDOG"
@@ -184,6 +184,6 @@ class WatchdogDevice(SimDevice):
             self.vm.console("watchdog: timer fired")
 
 
-def sim_devices(machine: Any, plugin: str = KIND) -> list[WatchdogDevice]:
+def sim_devices(machine: Any) -> list[WatchdogDevice]:
     """One model per ``[[device]] kind = "i6300esb"`` (the schema allows one)."""
-    return [WatchdogDevice(dev, plugin) for _, dev in machine.devices_of(KIND)]
+    return [WatchdogDevice(dev, PLUGIN) for _, dev in machine.devices_of(KIND)]

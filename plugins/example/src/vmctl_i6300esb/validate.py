@@ -1,4 +1,4 @@
-"""What vmctl checks about a watchdog beyond its schema, and what ``vmctl plan`` predicts.
+"""What vmctl checks about a watchdog beyond its schema.
 
 The schema already enforced types, choices, the 1…2046 s heartbeat range, the arches and
 one watchdog per machine.  Here, the combinations that QEMU or the guest make meaningless:
@@ -23,11 +23,10 @@ from typing import Any
 
 from vmctl.api import Diagnostic
 
-from .model import expiry_seconds, stage_seconds
 from .schema import HEARTBEAT_DEFAULT, KIND
 
 
-def validate(machine: Any) -> list[Diagnostic]:
+def validate_machine(machine: Any, ctx: Any = None) -> list[Diagnostic]:
     out = []
     for index, dev in machine.devices_of(KIND):
         key = f"device[{index}]"
@@ -55,23 +54,3 @@ def validate(machine: Any) -> list[Diagnostic]:
                 "its expiry only switches the device off (QEMU resets it after firing)",
                 hint='pick an action that recovers the guest, e.g. "reset"'))
     return out
-
-
-def predict(machine: Any) -> dict[str, Any] | None:
-    """For ``vmctl plan``: when and how a hung guest is caught."""
-    devices = machine.devices_of(KIND)
-    if not devices:
-        return None
-    _, dev = devices[0]
-    heartbeat = int(dev.get("heartbeat", HEARTBEAT_DEFAULT))
-    action = dev.get("action", "reset")
-    return {
-        "action": action,
-        "heartbeat_s": heartbeat,
-        "stage_s": round(stage_seconds(heartbeat << 9), 3),
-        "fires_after_s": round(expiry_seconds(heartbeat), 3),
-        "guest_can_stop": not dev.get("nowayout", False),
-        "reasons": [f"the driver programs {heartbeat} << 9 ticks into both 1 kHz stages "
-                    f"({stage_seconds(heartbeat << 9):.3f} s each); a guest silent for "
-                    f"{expiry_seconds(heartbeat):.3f} s gets '{action}'"],
-    }
