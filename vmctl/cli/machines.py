@@ -20,50 +20,19 @@ class ShowFormat(str, enum.Enum):
     json = "json"
 
 
-def _context(backend: Backend, host: bool, sysfs_root: str):
-    from vmctl.types import ValidationContext
-
-    ctx = ValidationContext(backend=backend.value)
-    if host:
-        from vmctl.host.sysfs import Sysfs
-        from vmctl.plugins import call_flat
-
-        ctx.sysfs = Sysfs(sysfs_root, call_flat(plugin_manager(), "vmctl_fake_kernel"))
-    if backend is Backend.qemu:
-        ctx.qemu_wanted = True
-    return ctx
-
-
 def load_valid(path: Path, backend: Backend = Backend.sim, host: bool = False, sysfs_root: str = "/"):
-    """Load one machine and refuse it, with its diagnostics, when it is invalid."""
-    from vmctl.config import load_machine
-    from vmctl.config.loader import MachineError
-    from vmctl.config.validate import check_machine
-    from vmctl.diagnostics import has_errors, render
-    from vmctl.types import Severity
+    """Load one machine and refuse it, with its diagnostics, when it is invalid; warnings
+    and notes go to stderr.  (The work is :func:`vmctl.validation.load_valid`'s.)"""
+    from vmctl.diagnostics import render
+    from vmctl.validation import context
+    from vmctl.validation import load_valid as load
 
     pm = plugin_manager()
-    m = load_machine(path, pm)
-    ctx = _context(backend, host, sysfs_root)
-    _attach_qemu(ctx, [m])
-    diags = check_machine(m, pm, ctx)
-    if has_errors(diags):
-        raise MachineError([d for d in diags if d.severity is Severity.ERROR]
-                           + [d for d in diags if d.severity is not Severity.ERROR])
-    notes = [d for d in diags if d.severity is not Severity.ERROR]
+    ctx = context(pm, backend=backend.value, host=host, sysfs_root=sysfs_root)
+    m, notes = load(path, pm, ctx)
     if notes:
         echo(render(notes), err=True)
     return m, ctx
-
-
-def _attach_qemu(ctx, machines) -> None:
-    if not ctx.qemu_wanted:
-        return
-    ctx.qemu_wanted = False
-    from vmctl.qemu.caps import probe_for_arch
-
-    arches = {m.arch for m in machines}
-    ctx.qemu = {a: probe_for_arch(a) for a in sorted(arches)}
 
 
 def validate(
@@ -78,24 +47,13 @@ def validate(
 
     Exit 0 when every machine is valid, 1 when any is not, 2 on a usage error.
     """
-    from vmctl.config.validate import machine_files, validate_paths
     from vmctl.diagnostics import counts, render
     from vmctl.errors import ExitCode
+    from vmctl.validation import context, validate_paths
 
     pm = plugin_manager()
-    ctx = _context(backend, host, sysfs_root)
-    if ctx.qemu_wanted:
-        from vmctl.config import load_machine
-        from vmctl.config.loader import MachineError
-
-        ms = []
-        for f in machine_files(paths):
-            try:
-                ms.append(load_machine(f))
-            except MachineError:
-                pass
-        _attach_qemu(ctx, [m for m in ms if m.arch])
-    report = validate_paths(paths, pm, ctx)
+    report = validate_paths(paths, pm, context(pm, backend=backend.value, host=host,
+                                                sysfs_root=sysfs_root))
     c = counts(report.diagnostics)
     if fmt is TextJson.json:
         emit_json({"ok": report.ok, "files": report.files, "invalid": sorted(report.invalid),

@@ -20,7 +20,8 @@ def load_machine(path: str | Path, pm: pluggy.PluginManager | None = None,
 
     Raises :class:`MachineError` (a :class:`~vmctl.errors.VmctlError`) with diagnostics
     for unreadable files, TOML syntax errors and include problems.  Schema and semantic
-    checks are separate: :func:`vmctl.config.validate.check_machine`.
+    checks are separate: :func:`vmctl.validation.check` (or, without QEMU,
+    :func:`vmctl.config.validate.check_machine`).
     """
     from vmctl.config.schema import Schema
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pluggy
 
-from vmctl.config.loader import Loader, MachineError, display_path
+from vmctl.config.loader import display_path
 from vmctl.config.machine import Machine
 from vmctl.config.schema import Schema
 from vmctl.diagnostics import has_errors
@@ -40,26 +40,33 @@ def _tag(diags: list[Diagnostic], plugin: str) -> list[Diagnostic]:
     return [d if d.plugin else replace(d, plugin=plugin) for d in diags]
 
 
-def check_machine(machine: Machine, pm: pluggy.PluginManager, ctx: ValidationContext | None = None,
-                  schema_only: bool = False) -> list[Diagnostic]:
-    """Schema checks, then (when the schema is clean) every plugin's semantic checks."""
-    ctx = ctx or ValidationContext()
+def check_schema(machine: Machine, pm: pluggy.PluginManager) -> list[Diagnostic]:
+    """The host's checks from the schema: types, choices, ranges, unknown keys, arches."""
     schema = machine.schema or Schema.from_plugins(pm)
     machine.schema = schema
-    diags = schema.check(machine)
-    if has_errors(diags) or schema_only:
-        return diags
+    return schema.check(machine)
+
+
+def check_plugins(machine: Machine, pm: pluggy.PluginManager,
+                  ctx: ValidationContext) -> list[Diagnostic]:
+    """Every plugin's semantic checks (``vmctl_validate_machine``), tagged by plugin."""
+    diags: list[Diagnostic] = []
     for name, found in call(pm, "vmctl_validate_machine", machine=machine, ctx=ctx):
         diags += _tag(list(found), name)
-    caps = ctx.qemu_caps(machine.arch)
-    if caps is not None:
-        from vmctl.qemu.argv import build_argv
-        from vmctl.qemu.check import check_argv
-
-        # a plugin that already explained a key (iommufd on QEMU 7.2) beats the generic finding
-        explained = {d.key for d in diags if d.severity is Severity.ERROR and d.plugin != "vmctl"}
-        diags += [d for d in check_argv(machine, build_argv(machine, pm), caps) if d.key not in explained]
     return diags
+
+
+def check_machine(machine: Machine, pm: pluggy.PluginManager, ctx: ValidationContext | None = None,
+                  schema_only: bool = False) -> list[Diagnostic]:
+    """Schema checks, then (when the schema is clean) every plugin's semantic checks.
+
+    The checks against the installed QEMU (``--backend qemu``) are the validation
+    service's (:func:`vmctl.validation.check`), which also probes QEMU when asked.
+    """
+    diags = check_schema(machine, pm)
+    if has_errors(diags) or schema_only:
+        return diags
+    return diags + check_plugins(machine, pm, ctx or ValidationContext())
 
 
 @dataclass
@@ -76,35 +83,7 @@ class Report:
         return not has_errors(self.diagnostics)
 
 
-def validate_paths(paths: Iterable[str | Path], pm: pluggy.PluginManager,
-                   ctx: ValidationContext | None = None) -> Report:
-    """Validate every machine under ``paths`` alone, then together (fleet rules)."""
-    ctx = ctx or ValidationContext()
-    files = machine_files(paths)
-    schema = Schema.from_plugins(pm)
-    loader = Loader()
-    report = Report(files=len(files))
-    for f in files:
-        try:
-            data, prov = loader.load(f)
-        except MachineError as exc:
-            report.diagnostics += exc.diagnostics
-            report.invalid.add(display_path(f))
-            continue
-        m = Machine(data, prov, f, schema)
-        diags = check_machine(m, pm, ctx)
-        report.diagnostics += diags
-        if has_errors(diags):
-            report.invalid.add(display_path(f))
-        if not any(d.severity is Severity.ERROR and d.plugin == "vmctl" for d in diags):
-            report.machines.append(m)
-    found = fleet(report.machines, pm, ctx)
-    report.diagnostics += found
-    report.invalid |= _machines_of([d for d in found if d.severity is Severity.ERROR], report.machines)
-    return report
-
-
-def _machines_of(diags: list[Diagnostic], machines: list[Machine]) -> set[str]:
+def machines_of(diags: list[Diagnostic], machines: list[Machine]) -> set[str]:
     """The machine files fleet errors are about (a key may be written in an included file)."""
     if not diags:
         return set()

@@ -156,18 +156,18 @@ class InstanceFeed:
         """The link state the instance folder implies (and remember its inspection)."""
         instance = self.target.instance
         if not instance.exists():
-            return Link.GONE, f"instance folder {instance.dir} was removed"
+            return Link.of(None), f"instance folder {instance.dir} was removed"
         insp = inspect(instance, tail=3)
         self._inspection = insp
+        link = Link.of(insp.state, after_loss=after_loss)
         if insp.state is State.RUNNING:
-            if after_loss:
-                return Link.LOST, f"QMP socket {self.target.socket} closed; reconnecting"
-            return Link.CONNECTING, ""
-        if insp.state in (State.STARTING, State.STOPPING):
-            return (Link.LOST if after_loss else Link.CONNECTING), f"backend {insp.state.value}"
-        last = insp.log_tail[-1] if insp.log_tail else ""
-        reason = insp.reason + (f" — {last}" if last and insp.state is State.CRASHED else "")
-        return (Link.EXITED if insp.state is State.EXITED else Link.CRASHED), reason
+            reason = f"QMP socket {self.target.socket} closed; reconnecting" if after_loss else ""
+        elif insp.state.alive:
+            reason = f"backend {insp.state.value}"
+        else:
+            last = insp.log_tail[-1] if insp.log_tail else ""
+            reason = insp.reason + (f" — {last}" if last and insp.state is State.CRASHED else "")
+        return link, reason
 
     async def _connect(self) -> InstanceClient | None:
         client = InstanceClient(str(self.target.socket), label=self.target.name,

@@ -4,7 +4,9 @@ The feed (:mod:`vmctl.tui.feed`) produces a :class:`Snapshot` per poll and whene
 connection changes; the screens only render snapshots.  That split keeps the screens
 testable with recorded or in-process data and keeps every QMP detail in one place.
 
-The connection to an instance is in one of the :class:`Link` states:
+The connection to an instance is in one of the :class:`Link` states: the instance's
+file-and-process :class:`~vmctl.runtime.inspect.State` (what ``vmctl ps`` shows) seen
+through a QMP connection, mapped in one place (:meth:`Link.of`):
 
 ============  ==============================================================================
 link          meaning (what the header and ``vmctl top`` show instead of the run state)
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vmctl.runtime.inspect import State
 from vmctl.textfmt import format_duration  # noqa: F401 - the TUI's widgets import it from here
 from vmctl.types import LiveState
 
@@ -44,6 +47,21 @@ class Link(str, enum.Enum):
     def dead(self) -> bool:
         """True when the backend process is no longer there to talk to."""
         return self in (Link.CRASHED, Link.EXITED, Link.GONE)
+
+    @classmethod
+    def of(cls, state: State | None, *, after_loss: bool = False) -> Link:
+        """The link an instance's file-and-process :class:`~vmctl.runtime.inspect.State`
+        implies while no QMP connection is up (``None``: the folder is gone).
+
+        One mapping for every screen: ``crashed`` and ``exited`` are the same words in both
+        enums, ``starting``/``running``/``stopping`` are ``connecting`` — or ``lost`` once a
+        connection was up (``after_loss``).  ``live`` is only ever set by a connected poll.
+        """
+        if state is None:
+            return cls.GONE
+        if state.alive:
+            return cls.LOST if after_loss else cls.CONNECTING
+        return cls(state.value)
 
 
 @dataclass(frozen=True)
