@@ -23,10 +23,10 @@ import heapq
 import statistics
 import time
 
-from vmctl_async_pf.config import ApfConfig
-from vmctl_async_pf.model import AsyncPfModel
-from vmctl_async_pf.protocol import ARM64_RFCV2, X86_64_MERGED
-from vmctl_async_pf.workload import Workload
+from vmctl_async_pf.model.config import ApfConfig
+from vmctl_async_pf.model.machine import AsyncPfModel
+from vmctl_async_pf.model.protocol import ARM64_RFCV2, X86_64_MERGED
+from vmctl_async_pf.model.workload import Workload
 
 TARGET = 500_000
 

@@ -18,9 +18,9 @@ import random
 import statistics
 import time
 
-from vmctl_spapr_irq.guest_boot import boot_guest
-from vmctl_spapr_irq.machine import IrqConfig, SpaprIrqMachine
-from vmctl_spapr_irq.model import HostKvm
+from vmctl_spapr_irq.model.guest import boot_guest
+from vmctl_spapr_irq.model.kvm import HostKvm
+from vmctl_spapr_irq.model.spapr import IrqConfig, SpaprIrqMachine
 
 TARGET = 500_000
 

@@ -23,12 +23,11 @@ import time
 
 from common import report
 
-from vmctl_vfio import uapi as u
-from vmctl_vfio.container import Group, GroupDevice, VfioHost
-from vmctl_vfio.dma import DmaSpace
-from vmctl_vfio.iopf import device_access
-from vmctl_vfio.mm import Process
-from vmctl_vfio.workload import GUEST_RAM_VADDR, q35_ram_layout
+from vmctl_vfio.model import uapi as u
+from vmctl_vfio.model.container import Group, GroupDevice, VfioHost, device_access
+from vmctl_vfio.model.dma import DmaSpace
+from vmctl_vfio.model.mm import Process
+from vmctl_vfio.model.workload import GUEST_RAM_VADDR, q35_ram_layout
 
 GUEST = 4 << 30
 PAGES = GUEST // u.PAGE_SIZE

@@ -42,9 +42,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vmctl.model import ModelError
-from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.fakesys import MdevSpec, build_system
-from vmctl_vfio_ap.system import AP_BUS, MATRIX, ApSystem
+from vmctl_vfio_ap.model import masks as M
+from vmctl_vfio_ap.model.system import AP_BUS, MATRIX, ApSystem
 
 TARGET_S = 2.0
 FLEET_TARGET_S = 5.0

@@ -90,3 +90,65 @@ def test_fake_hosts_come_from_plugins(tmp_path, monkeypatch):
     monkeypatch.setenv("VMCTL_DISABLE_PLUGINS", "vfio")
     with pytest.raises(RuntimeError, match="no installed plugin builds fake 'pci' hosts; offered: ap"):
         FakeSysfs(tmp_path / "c", get_plugin_manager()).pci("viable")
+
+
+BUILT_IN_PACKAGES = ("vmctl_spapr_irq", "vmctl_vfio", "vmctl_vfio_ap", "vmctl_async_pf")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "vmctl").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_host_names_no_built_in_plugin_package(path: Path):
+    """vmctl reaches its built-in plugins the way it reaches anyone's: through entry points."""
+    text = path.read_text()
+    for package in BUILT_IN_PACKAGES:
+        assert package not in text, f"{path.relative_to(ROOT)} names {package}"
+
+
+def test_the_completion_table_holds_vmctl_s_own_commands_only():
+    """Plugin command groups (built-in ones too) complete from the plugin-facts cache."""
+    from vmctl.complete.table import TABLE
+
+    assert {"ap", "vfio"}.isdisjoint(TABLE["commands"])
+    assert "'host:" not in repr(TABLE)  # host-resource kinds are the plugins' words
+
+
+def _hookspecs():
+    from vmctl import hookspecs
+
+    return [fn for name, fn in vars(hookspecs).items() if name.startswith("vmctl_") and callable(fn)]
+
+
+@pytest.mark.parametrize("spec", _hookspecs(), ids=lambda f: f.__name__)
+def test_every_hook_is_documented_like_pytest_s(spec):
+    """When it is called, every parameter by name, what it returns, collected or first
+    result, and a paste-ready example that at least parses."""
+    import inspect
+    import textwrap
+
+    doc = inspect.getdoc(spec) or ""
+    assert "**Called**" in doc and "**Returns**" in doc, spec.__name__
+    assert "**collected**" in doc or "firstresult" in doc or "results are ignored" in doc
+    params = list(inspect.signature(spec).parameters)
+    if params:
+        for name in params:
+            assert f"\n``{name}``\n" in doc, f"{spec.__name__}: parameter {name} undocumented"
+    else:
+        assert "**Parameters**: none." in doc
+    assert "Example::" in doc, spec.__name__
+    example = textwrap.dedent(doc.split("Example::", 1)[1].split("\n\n\n")[0]).strip("\n")
+    compile(example, spec.__name__, "exec")
+    assert f"def {spec.__name__}(" in example
+
+
+def test_config_and_qemu_do_not_import_each_other():
+    """The validation service (vmctl.validation) is the one module that joins them."""
+    def imports(package: str) -> set[str]:
+        out = set()
+        for path in (ROOT / "vmctl" / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    out.add(node.module)
+        return out
+
+    assert not {m for m in imports("config") if m.startswith("vmctl.qemu")}
+    assert not {m for m in imports("qemu") if m.startswith("vmctl.config.validate")}

@@ -19,7 +19,8 @@ The exception tree (what a caller may catch, and where each is raised)::
      └── OSError
           └── ModelError                 vmctl.model: a kernel-side model refuses with an errno
                │                         (``exc.errno``), exactly as the kernel would
-               └── LockOrderError        vmctl_vfio_ap: a lock taken out of the kernel's order
+               └── (plugins' own)        e.g. vfio-ap's LockOrderError: a lock taken out of
+                                         the kernel's order
 
 Plugins get ``VmctlError``, ``UsageError``, ``ModelError`` and ``QMPError`` from
 :mod:`vmctl.api`.  The plugin manager treats a ``VmctlError`` from a hook as a deliberate

@@ -167,10 +167,10 @@ class FakeSysfs:
         PCI functions, drivers and IOMMU groups (scenarios ``host``, ``viable``,
         ``non-viable``, ``no-iommu``, ``iommufd``: a GPU and its audio function sharing
         group 1 behind a root port, a NIC alone in group 8); or ``pci(devices=[...])`` with
-        ``vmctl_vfio.fakesys.FakeDevice`` records.
+        the device records of the plugin that offers ``pci`` (vfio's ``FakeDevice``).
     ``ap(scenario=None, **options)``
         the s390 AP bus, masks and matrix mdevs (scenarios such as ``shared-apqn``; or
-        ``adapters=``, ``domains=``, ``mdevs=`` … as ``vmctl_vfio_ap.fakesys.build_host``).
+        ``adapters=``, ``domains=``, ``mdevs=`` … as the vfio-ap plugin's fake host takes).
     ``host(kind, scenario=None, **options)``
         any fake host an installed plugin offers through ``vmctl_fake_hosts`` (``pci`` and
         ``ap`` above are two of them; the host itself builds none).

@@ -31,6 +31,10 @@ class Option:
 
         Option("ic-mode", "str", "interrupt controller mode offered to the guest",
                default="dual", choices=("xics", "xive", "dual"))
+
+    ``deprecated`` says what replaces a key that still works for now: a machine that
+    writes it gets a ``deprecated`` note (file, line, the replacement), nothing else
+    changes.
     """
 
     name: str
@@ -43,6 +47,7 @@ class Option:
     maximum: int | None = None
     pattern: str | None = None
     arches: tuple[str, ...] = ()
+    deprecated: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in OPTION_TYPES:
@@ -306,13 +311,20 @@ class SimDevice:
         """The live state, JSON-able; also the answer to ``__org.vmctl_query-device``."""
         return {}
 
+    def firmware(self) -> tuple[str, float] | None:
+        """The firmware this device stands for — its name for the console, and the virtual
+        seconds it runs before the kernel — or None to leave the host's default for the
+        machine type.  Asked once, before the machine powers on (spapr-irq answers for
+        pseries: SLOF or VOF)."""
+        return None
+
 
 # -- user interface ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class PanelSpec:
     """A TUI panel for a running machine.
 
-    ``factory`` is an import string (``"vmctl_spapr_irq.panel:IrqPanel"``) for a Textual
+    ``factory`` is an import string (``"my_plugin.panel:RngPanel"``) for a Textual
     widget class with ``update_state(state: dict) -> None``; it is imported only by the
     TUI.  ``headline`` turns the plugin's live state into the short text ``vmctl top``
     shows in its column (``"xive 1.2k/s"``).

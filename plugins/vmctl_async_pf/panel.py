@@ -4,7 +4,9 @@ Imported only by the TUI.  On the simulator it shows the protocol, fault rates (
 synchronous), the tokens in flight, the per-vCPU state, and the vCPU time lost to page faults
 per modelled second with async PF and without it (the ``no-kvmapf`` shadow) as two
 sparklines — the stall time over time.  On QEMU it shows the CPU properties read back with
-``qom-get`` next to what the TOML asked for.
+``qom-get`` next to what the TOML asked for.  Which of the two it shows follows
+:attr:`Panel.backend` (set by :meth:`Panel.set` from the state's tag); ``vmctl top``'s
+headline is :func:`.live.headline`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from typing import Any
 
 from textual.app import ComposeResult
 
-from vmctl.api import format_rate, KeyValue, Panel, RateChart
+from vmctl.api import KeyValue, Panel, RateChart
 
-__all__ = ["ApfPanel", "headline", "lost_share", "vcpu_line"]
+__all__ = ["ApfPanel", "lost_share", "vcpu_line"]
 
 
 def lost_share(point: Mapping[str, Any], vcpus: int, key: str) -> float | None:
@@ -24,17 +26,6 @@ def lost_share(point: Mapping[str, Any], vcpus: int, key: str) -> float | None:
     if not vcpus or key not in point:
         return None
     return float(point[key]) / (vcpus * 1000.0)
-
-
-def headline(state: Mapping[str, Any]) -> str:
-    """``vmctl top``'s column: ``9.7k/s helps`` (sim), ``on/on`` (QEMU), or ``-``."""
-    if "live" in state:
-        live = state["live"]
-        return f"{live.get('kvm-asyncpf', '?')}/{live.get('kvm-asyncpf-int', '?')}"
-    history = state.get("history")
-    if isinstance(history, list) and history:
-        return f"{format_rate(history[-1].get('async_faults', 0))} {state.get('verdict', '')}".strip()
-    return str(state.get("verdict") or "-")
 
 
 def vcpu_line(vcpus: list[Mapping[str, Any]]) -> str:
@@ -60,7 +51,7 @@ class ApfPanel(Panel):
         yield KeyValue("per vCPU", id="apf-vcpus")
 
     def update_state(self, state: Mapping[str, Any]) -> None:
-        if "live" in state:
+        if self.backend == "qemu":
             self._qemu(state)
             return
         upstream = state.get("upstream", "?")

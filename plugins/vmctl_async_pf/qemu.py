@@ -23,10 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
     from vmctl.api import QemuFragment
 
-__all__ = ["qemu_fragments"]
+__all__ = ["qemu_args"]
 
 
-def qemu_fragments(machine: Machine) -> list[QemuFragment]:
+def qemu_args(machine: Machine) -> list[QemuFragment]:
     """The ``-cpu`` properties and guest command-line words for ``machine``."""
     s = read(machine)
     if not s.x86 or s.mode == "auto":

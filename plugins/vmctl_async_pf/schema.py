@@ -8,3 +8,8 @@ ASYNC_PF = Section("async-pf", "Asynchronous page faults: the guest runs another
            "kvm-asyncpf-int, no-kvmapf)", default="auto", choices=("auto", "on", "off")),
     Option("experimental", "bool", "allow the unmerged arm64 RFC protocol (simulator only)", default=False),
 ), arches=("x86_64", "aarch64"))
+
+
+def sections() -> list[Section]:
+    """The sections this plugin contributes (``vmctl_sections``)."""
+    return [ASYNC_PF]

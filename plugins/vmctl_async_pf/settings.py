@@ -1,7 +1,7 @@
 """The machine keys async PF depends on, read once, and the model configuration they give.
 
 :func:`read` collects ``[machine]``, ``[boot]``, ``[sim]`` and ``[async-pf]`` with defaults
-applied; :meth:`ApfSettings.model_config` turns them into the :class:`~.config.ApfConfig` the
+applied; :meth:`ApfSettings.model_config` turns them into the :class:`~.model.config.ApfConfig` the
 simulator (and ``vmctl plan``'s estimate) runs.  What QEMU does with ``mode = "auto"`` on x86
 is QEMU's default: ``kvm-asyncpf`` on for every model, ``kvm-asyncpf-int`` only passed through
 by ``-cpu host`` / ``max`` when KVM supports it [qemu:target/i386/kvm/kvm-cpu.c].
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 from vmctl.api import parse_size
 
-from .config import ApfConfig, GuestProfile, HostProfile
-from .protocol import Arch, ArchRules, rules_for
-from .workload import MemoryPressure, Workload
+from .model.config import ApfConfig, GuestProfile, HostProfile
+from .model.protocol import Arch, ArchRules, rules_for
+from .model.workload import MemoryPressure, Workload
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine

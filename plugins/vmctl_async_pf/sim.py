@@ -1,6 +1,6 @@
 """The async PF device inside the simulator (``vmctl run --backend sim``).
 
-:class:`AsyncPfDevice` runs the machine's :class:`~.simulation.ApfSimulation` — the guest
+:class:`AsyncPfDevice` runs the machine's :class:`~.model.simulation.ApfSimulation` — the guest
 with async PF and its ``no-kvmapf`` shadow — on the simulator's virtual clock.  Guest tasks
 run from the ``running`` phase (userspace up); a ``reset`` boots a fresh guest, which enables
 async PF again.  The model's clock follows the machine's; when a tick would cost more than
@@ -29,18 +29,31 @@ from typing import Any
 
 from vmctl.api import QMPError, SimDevice
 
-from .config import ApfConfig
-from .counters import ApfCounters
-from .settings import ApfSettings
-from .simulation import ApfSimulation
+from typing import TYPE_CHECKING
 
-__all__ = ["AsyncPfDevice", "EVENT", "STUCK_EVENT", "COMMAND"]
+from .model.config import ApfConfig
+from .model.counters import ApfCounters
+from .model.simulation import ApfSimulation
+from .settings import ApfSettings, read
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vmctl.api import Machine
+
+__all__ = ["sim_devices", "AsyncPfDevice", "EVENT", "STUCK_EVENT", "COMMAND"]
 
 EVENT = "__org.vmctl_ASYNC_PF"
 STUCK_EVENT = "__org.vmctl_ASYNC_PF_VCPU_STUCK"
 COMMAND = "__org.vmctl_query-async-pf"
 _SECOND = 1_000_000_000
 _CHUNK = 10_000_000          # the model advances in 10 ms steps within a tick
+
+
+def sim_devices(machine: Machine) -> list[SimDevice]:
+    """The async PF device of ``machine``: one when it has an ``[async-pf]`` table on x86/arm64."""
+    s = read(machine)
+    if not s.written or not (s.x86 or s.aarch64):
+        return []
+    return [AsyncPfDevice(s)]
 
 
 class AsyncPfDevice(SimDevice):

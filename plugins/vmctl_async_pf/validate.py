@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
     from vmctl.api import Diagnostic, ValidationContext
 
-__all__ = ["validate", "ARM64_NOT_UPSTREAM", "ARM64_HINT"]
+__all__ = ["validate_machine", "ARM64_NOT_UPSTREAM", "ARM64_HINT"]
 
 #: Why real QEMU/KVM cannot run arm64 async PF: the series and what its reviewers said.
 ARM64_NOT_UPSTREAM = (
@@ -46,7 +46,7 @@ ARM64_HINT = ('run it on the simulator (vmctl run --backend sim) or set mode = "
               "docs/async-pf.md explains the objections")
 
 
-def validate(machine: Machine, ctx: ValidationContext | None = None) -> list[Diagnostic]:
+def validate_machine(machine: Machine, ctx: ValidationContext | None = None) -> list[Diagnostic]:
     """Every finding about ``machine``'s ``[async-pf]`` settings."""
     s = read(machine)
     backend = ctx.backend if ctx is not None else "sim"

@@ -1,16 +1,14 @@
 """sPAPR interrupt controller plugin: XICS (legacy) and XIVE (native) for pseries guests.
 
-Modules, by concern:
+Modules, by concern (docs/plugins/layout.md):
 
-* ``constants``  — KVM/QEMU numbers and the small enums every other module shares;
-* ``routing``    — sources, event queues and presenters of one controller (XICS or XIVE),
-  with interrupt delivery and counters;
-* ``model``      — the host kernel: KVM device lifecycle (create, vCPU connect, release,
-  the two cached slots of seed 000);
-* ``cas``        — the CAS negotiation and :func:`~vmctl_spapr_irq.cas.predict`;
-* ``machine``    — QEMU's side: default controller at reset, in-place switch at CAS;
-* ``guest_boot`` — what a Linux guest does with the controller while it boots;
-* ``info_pic``   — ``info pic`` text as QEMU 7.2 prints it, and a parser for it.
+* ``plugin``   — the hook implementations, each delegating to the module below;
+* ``schema``, ``settings`` — the ``[irq]``/``[pseries]`` sections and the keys read once;
+* ``validate`` — pre-launch checks; ``predict`` — ``vmctl plan``'s CAS prediction;
+* ``qemu``     — ``-machine`` properties and libvirt XML; ``host`` — the read-only KVM probe;
+* ``sim``      — the device in vmctl's simulator; ``live`` — ``vmctl status``'s probe, the
+  panel declaration and ``vmctl top``'s headline; ``panel`` — the Textual panel;
+* ``model/``   — the controllers themselves (see :mod:`vmctl_spapr_irq.model`).
 
-Nothing here does I/O; importing the package imports nothing else.
+Importing the package imports nothing else.
 """

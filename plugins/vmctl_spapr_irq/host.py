@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from vmctl_spapr_irq.cas import KvmHost
-from vmctl_spapr_irq.constants import DEFAULT_KVM_MAX_VCPUS, KVM_CAP_PPC_IRQ_XIVE, MAX_SMT_THREADS
+from .model.cas import KvmHost
+from .model.constants import DEFAULT_KVM_MAX_VCPUS, KVM_CAP_PPC_IRQ_XIVE, MAX_SMT_THREADS
 
 KVM_CHECK_EXTENSION = 0xAE03        # _IO(KVMIO, 0x03)
 KVM_CAP_NR_VCPUS = 9

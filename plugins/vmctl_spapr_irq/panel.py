@@ -18,15 +18,6 @@ from textual.app import ComposeResult
 from vmctl.api import format_rate, KeyValue, Panel, RateChart
 
 
-def headline(state: Mapping[str, Any]) -> str:
-    """``vmctl top``'s column: ``xive/kvm``, ``xics/emu``, or ``-``."""
-    mode = state.get("mode")
-    if not mode:
-        return "-"
-    where = {"kvm": "kvm", "emulated": "emu"}.get(str(state.get("controller")), "?")
-    return f"{mode}/{where}"
-
-
 def total_events(state: Mapping[str, Any]) -> int | None:
     """The rising counter behind the rate: deliveries (sim) or summed EQ indexes (QEMU)."""
     interrupts = state.get("interrupts")
@@ -102,7 +93,7 @@ class IrqPanel(Panel):
         controller = state.get("controller") or "?"
         self.query_one("#irq-mode", KeyValue).set(f"[b]{str(mode).upper()}[/b] ({controller})" if mode
                                                   else str(state.get("error") or "none"))
-        if state.get("source") == "sim":
+        if self.backend == "sim":
             if state.get("cas_at") is not None:
                 cas = (f"{state.get('before_cas')} → {mode} at CAS, {float(state['cas_at']):.2f} s "
                        f"(ic-mode {state.get('ic_mode')})")

@@ -3,7 +3,7 @@
 * ``ic-mode=`` always, so the machine does not depend on the default of a QEMU version;
 * ``kernel-irqchip=on|off`` when set (``auto`` is QEMU's default: in-kernel when KVM can);
 * ``max-cpu-compat=`` from ``[pseries]``;
-* ``x-vof=on`` for ``[boot] firmware = "vof"`` (QEMU's fast Virtual Open Firmware; the
+* ``x-vof=on`` for ``[pseries] firmware = "vof"`` (or the deprecated ``[boot] firmware``) (QEMU's fast Virtual Open Firmware; the
   guest reaches CAS in about 0.1 s under TCG instead of several seconds with SLOF).
 """
 
@@ -12,13 +12,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vmctl.api import MachineProp
-from vmctl_spapr_irq.settings import read
+from .settings import read
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
 
 
-def machine_props(machine: Machine) -> list[MachineProp]:
+def qemu_args(machine: Machine) -> list[MachineProp]:
     """The ``-machine`` properties for ``machine`` (none when it is not a pseries)."""
     s = read(machine)
     if not s.pseries:
@@ -29,7 +29,7 @@ def machine_props(machine: Machine) -> list[MachineProp]:
     if s.max_cpu_compat:
         props.append(MachineProp("max-cpu-compat", s.max_cpu_compat, key="pseries.max-cpu-compat"))
     if s.firmware == "vof":
-        props.append(MachineProp("x-vof", "on", key="boot.firmware"))
+        props.append(MachineProp("x-vof", "on", key=s.firmware_key))
     return props
 
 
@@ -46,7 +46,7 @@ def libvirt_xml(machine: Machine, domain) -> None:
     """
     import xml.etree.ElementTree as ET
 
-    props = machine_props(machine)
+    props = qemu_args(machine)
     if not props:
         return
     ET.register_namespace("qemu", QEMU_NS)

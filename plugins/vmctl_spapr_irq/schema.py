@@ -13,4 +13,12 @@ IRQ = Section("irq", "sPAPR interrupt controller of a pseries machine (-machine 
 PSERIES = Section("pseries", "pseries machine options that change what the guest may negotiate.", (
     Option("max-cpu-compat", "str", "highest ISA level the guest may use (-machine max-cpu-compat=); "
            "power8 rules out XIVE", choices=("power7", "power8", "power9", "power10")),
+    Option("firmware", "str", "guest firmware: slof (QEMU's default, about 1 s to the kernel) or vof "
+           "(QEMU's minimal Virtual Open Firmware, -machine x-vof=on, about 0.1 s; needs a kernel)",
+           choices=("slof", "vof")),
 ), arches=("ppc64",))
+
+
+def sections() -> list[Section]:
+    """The ``vmctl_sections`` answer: ``[irq]`` and ``[pseries]``."""
+    return [IRQ, PSERIES]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vmctl_spapr_irq.machine import IrqConfig
+from .model.spapr import IrqConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
@@ -16,7 +16,11 @@ COMPAT_PVR = {"power7": 0x0F000003, "power8": 0x0F000004, "power9": 0x0F000005, 
 
 @dataclass(frozen=True)
 class IrqSettings:
-    """``[machine]``, ``[boot]``, ``[irq]`` and ``[pseries]`` values, defaults applied."""
+    """``[machine]``, ``[boot]``, ``[irq]`` and ``[pseries]`` values, defaults applied.
+
+    ``firmware`` is ``[pseries] firmware``, else the deprecated ``[boot] firmware``, else
+    ``"default"`` (QEMU's: SLOF); ``firmware_key`` says which key, for provenance.
+    """
 
     arch: str
     type: str
@@ -29,6 +33,8 @@ class IrqSettings:
     max_cpu_compat: str | None
     append: str
     firmware: str
+    #: Where ``firmware`` was written: ``pseries.firmware``, or the deprecated ``boot.firmware``.
+    firmware_key: str = "pseries.firmware"
 
     @property
     def pseries(self) -> bool:
@@ -46,10 +52,14 @@ def read(machine: Machine) -> IrqSettings:
     mach = machine.section("machine")
     irq = machine.section("irq")
     boot = machine.section("boot")
+    pseries = machine.section("pseries")
+    firmware, firmware_key = pseries.get("firmware"), "pseries.firmware"
+    if not firmware:  # the key's home before vmctl 0.2; read for one more release
+        firmware, firmware_key = boot.get("firmware"), "boot.firmware"
     return IrqSettings(
         arch=str(mach.get("arch", "")), type=str(mach.get("type", "")), cpu=str(mach.get("cpu", "")),
         cpus=int(mach.get("cpus") or 1), max_cpus=mach.get("max-cpus"), accel=str(mach.get("accel", "auto")),
         ic_mode=str(irq.get("ic-mode") or "dual"), kernel_irqchip=str(irq.get("kernel-irqchip") or "auto"),
         max_cpu_compat=machine.get("pseries.max-cpu-compat"), append=str(boot.get("append") or ""),
-        firmware=str(boot.get("firmware") or "default"),
+        firmware=str(firmware or "default"), firmware_key=firmware_key,
     )

@@ -1,11 +1,11 @@
 """The spapr-irq device inside vmctl's simulator (``vmctl run --backend sim``).
 
 One :class:`SpaprIrqDevice` per pseries machine runs the QEMU-side flow of
-:mod:`~vmctl_spapr_irq.machine` on the simulator's lifecycle:
+:mod:`~vmctl_spapr_irq.model.spapr` on the simulator's lifecycle:
 
 * ``reset`` phase (power-on, every ``system_reset``): the default controller — XICS for
   ``dual`` — is active, KVM device created when in-kernel;
-* ``kernel`` phase: the guest calls CAS as :mod:`~vmctl_spapr_irq.guest_boot` says, QEMU
+* ``kernel`` phase: the guest calls CAS as :mod:`~vmctl_spapr_irq.model.guest` says, QEMU
   switches in place, the guest configures queues and sources; the event
   ``__org.vmctl_IRQ_MODE {"mode", "controller", "cause", "previous"}`` is emitted at once;
 * clock ticks: the guest's IPIs and console interrupts flow through the model (seeded from
@@ -14,7 +14,7 @@ One :class:`SpaprIrqDevice` per pseries machine runs the QEMU-side flow of
   {"plugin": "spapr-irq"}`` returns :meth:`SpaprIrqDevice.state`.
 
 ``accel = "kvm"`` (or ``auto`` on a host with KVM) simulates a POWER9 bare-metal host
-(:class:`~vmctl_spapr_irq.model.HostKvm`), so the in-kernel device lifecycle of seed 000
+(:class:`~vmctl_spapr_irq.model.kvm.HostKvm`), so the in-kernel device lifecycle of seed 000
 runs; otherwise the controller is emulated, as under TCG.
 """
 
@@ -23,14 +23,14 @@ from __future__ import annotations
 from typing import Any
 
 from vmctl.api import SimDevice
-from vmctl_spapr_irq.cas import resolve_accel
-from vmctl_spapr_irq.constants import SPAPR_IRQ_VIO
-from vmctl_spapr_irq.guest_boot import boot_guest
-from vmctl_spapr_irq.host import cached_probe
-from vmctl_spapr_irq.info_pic import format_info_pic
-from vmctl_spapr_irq.machine import MachineState, QemuExit, SpaprIrqMachine
-from vmctl_spapr_irq.model import HostKvm
-from vmctl_spapr_irq.settings import read
+from .host import cached_probe
+from .model.cas import resolve_accel
+from .model.constants import SPAPR_IRQ_VIO
+from .model.guest import boot_guest
+from .model.info_pic import format_info_pic
+from .model.kvm import HostKvm
+from .model.spapr import MachineState, QemuExit, SpaprIrqMachine
+from .settings import read
 
 EVENT = "__org.vmctl_IRQ_MODE"
 IPI_RATE = 400.0        # IPIs per second per fully loaded vCPU
@@ -41,6 +41,18 @@ class SpaprIrqDevice(SimDevice):
     """The interrupt controller of a simulated pseries machine."""
 
     plugin = "spapr-irq"
+
+    #: Virtual seconds from reset to the kernel: SLOF probes and boots for about a second,
+    #: VOF only hands the device tree over.
+    FIRMWARE_SECONDS = {"vof": 0.1, "slof": 1.0}
+
+    def __init__(self, firmware: str = "default") -> None:
+        self._firmware = firmware
+
+    def firmware(self) -> tuple[str, float] | None:
+        """SLOF or VOF, from ``[pseries] firmware``; None when the machine names neither."""
+        seconds = self.FIRMWARE_SECONDS.get(self._firmware)
+        return None if seconds is None else (self._firmware, seconds)
 
     def attach(self, vm: Any) -> None:
         self.vm = vm
@@ -140,4 +152,5 @@ class SpaprIrqDevice(SimDevice):
 
 def sim_devices(machine: Any) -> list[SimDevice]:
     """The ``vmctl_sim_devices`` answer: one device for a pseries machine, else none."""
-    return [SpaprIrqDevice()] if read(machine).pseries else []
+    s = read(machine)
+    return [SpaprIrqDevice(s.firmware)] if s.pseries else []

@@ -7,7 +7,7 @@ stop, and gives the fix. Codes (stable, documented):
 code                          severity  when
 ============================  ========  ====================================================
 ``irq-needs-pseries``         error     ``[irq]``/``[pseries]`` on a machine type other than pseries
-``vof-needs-pseries``         error     ``[boot] firmware = "vof"`` on a non-pseries ppc64 machine
+``vof-needs-pseries``         error     ``firmware = "vof"`` on a non-pseries ppc64 machine
 ``compat-above-cpu``          error     ``max-cpu-compat`` newer than ``machine.cpu``
 ``xive-needs-power9``         error     ``ic-mode = "xive"`` with a pre-POWER9 CPU or compat level
 ``dual-falls-back-to-xics``   note      ``ic-mode = "dual"`` with a pre-POWER9 CPU or compat level
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vmctl_spapr_irq.cas import (
+from .model.cas import (
     MSG_SPLIT, MSG_XIVE_NEEDS_P9, append_disables_xive, cpu_generation, effective_generation, predict,
 )
-from vmctl_spapr_irq.host import HostProbe, cached_probe
-from vmctl_spapr_irq.settings import COMPAT_PVR, IrqSettings, read
+from .host import HostProbe, cached_probe
+from .settings import COMPAT_PVR, IrqSettings, read
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
@@ -42,7 +42,7 @@ def host_probe(ctx: ValidationContext | None) -> HostProbe | None:
     return cached_probe(str(ctx.sysfs.root))
 
 
-def validate(machine: Machine, ctx: ValidationContext | None = None) -> list[Diagnostic]:
+def validate_machine(machine: Machine, ctx: ValidationContext | None = None) -> list[Diagnostic]:
     """Every finding about ``machine``'s interrupt controller settings."""
     s = read(machine)
     if s.arch != "ppc64":
@@ -70,9 +70,9 @@ def _not_pseries(machine: Machine, s: IrqSettings) -> list[Diagnostic]:
                 f'[{section}] applies to pseries machines; machine.type is "{s.type}"',
                 f'remove [{section}] or set machine.type = "pseries"'))
     if s.firmware == "vof":
-        out.append(machine.error("vof-needs-pseries", "boot.firmware",
+        out.append(machine.error("vof-needs-pseries", s.firmware_key,
                                  f'firmware = "vof" is a pseries firmware; machine.type is "{s.type}"',
-                                 'remove boot.firmware or set machine.type = "pseries"'))
+                                 f'remove {s.firmware_key} or set machine.type = "pseries"'))
     return out
 
 

@@ -2,14 +2,20 @@
 
 What a passthrough user checks before writing a ``vfio-pci`` device: which group the
 device is in, who shares it, and which companions keep it from being given to a VM.
-Imported only when ``vmctl vfio …`` runs.
+Imported when the CLI lists its command groups (typer is loaded then anyway); the host
+reader only when ``vmctl vfio show`` runs.
 """
-
-from __future__ import annotations
 
 import typer
 
-from vmctl.api import SYSFS_ROOT, TextJson, echo, emit_json
+from vmctl.api import SYSFS_ROOT, CliCommand, TextJson, echo, emit_json
+
+
+def cli_commands() -> list[CliCommand]:
+    """``vmctl_cli_commands``: the ``vmctl vfio`` group."""
+    return [CliCommand("vfio", "VFIO passthrough: IOMMU groups, their devices and drivers, viability",
+                       "vmctl_vfio.cli:vfio_app")]
+
 
 vfio_app = typer.Typer(help="VFIO passthrough: the host's IOMMU groups, their devices and drivers.",
                        no_args_is_help=True, rich_markup_mode=None, add_completion=False)
@@ -24,12 +30,12 @@ def vfio() -> None:
 def show(pci_address: list[str] = typer.Argument(None, metavar="[PCI_ADDRESS]...",
                                                  help="Devices whose groups to show (default: every group)."),
          sysfs_root: str = SYSFS_ROOT,
-         fmt: TextJson = typer.Option(TextJson.text, "--format", help="text for people, json for programs.")) -> None:
+         fmt: TextJson = typer.Option(TextJson.text, "--format",
+                                      help="text for people, json for programs.")) -> None:
     """IOMMU groups with each device's driver, and whether the group can be passed through."""
-    from vmctl.api import VmctlError
-    from vmctl.api import Sysfs
+    from vmctl.api import Sysfs, VmctlError
 
-    from vmctl_vfio.host import parse_pci_address, read_host
+    from .host import parse_pci_address, read_host
 
     sysfs = Sysfs(sysfs_root)
     host = read_host(sysfs)

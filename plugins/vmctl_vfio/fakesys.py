@@ -1,4 +1,5 @@
-"""Fake host trees for VFIO, shaped like the kernel's sysfs, ``/dev`` and ``/proc``.
+"""Fake host trees for VFIO, shaped like the kernel's sysfs, ``/dev`` and ``/proc``, and
+the fake kernel's reaction to PCI driver writes on them.
 
 :func:`build_host` lays out PCI functions under ``/sys/devices/pci0000:00/…`` with the
 ``/sys/bus/pci/devices`` links, drivers and their device links, IOMMU groups, IOMMU units,
@@ -17,22 +18,40 @@ The GPU (``0000:01:00.0``) and its HDMI audio (``0000:01:00.1``) sit behind root
 ``0000:00:01.0`` without ACS, so all three share group 1; the NIC (``0000:03:00.0``) has
 group 8 of its own.  Drivers' id tables live in :data:`IDS_FILE` at the tree's root (the
 kernel keeps them in memory; the fake kernel needs them to match devices on probe).
+:func:`fake_hosts` offers the scenarios as the ``pci`` fake host.
+
+The fake kernel (:func:`fake_kernel`): each handler loads the bus from the tree into
+:class:`~vmctl_vfio.model.pcibus.PciBus` (the pure model of the driver core), applies the
+one write, and stores the difference back the way the kernel shows it: the device's
+``driver`` link and the driver's device link, ``driver_override`` (``(null)`` when
+cleared), and ``/dev/vfio/N`` appearing with the first VFIO-bound device of group N and
+vanishing with the last.  A refused write raises the model's
+:class:`~vmctl.api.ModelError`, an ``OSError`` with the kernel's errno.  Handled paths::
+
+    /sys/bus/pci/devices/*/driver_override     (also through /sys/devices/…)
+    /sys/bus/pci/drivers/*/bind   …/unbind   …/new_id   …/remove_id
+    /sys/bus/pci/drivers_probe
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
-from vmctl.api import Sysfs, mark_fake
+from vmctl.api import FakeHost, FakeKernelHandler, Sysfs, mark_fake
 
-from vmctl_vfio.pcibus import VFIO_PCI, is_vfio_driver
+from .host import PCI_DRIVERS, device_kpath, read_pci_devices
+from .model.pcibus import VFIO_PCI, PciBus, PciDriver, is_vfio_driver
 
 #: Where the fake kernel keeps driver id tables (``new_id`` additions included).
 IDS_FILE = "/.vmctl-fake-pci-ids.json"
+
+#: The plugin name the fake kernel's handlers carry.
+PLUGIN = "vfio"
 
 MiB = 1 << 20
 
@@ -118,7 +137,7 @@ def build_host(root: str | os.PathLike[str], devices: Iterable[FakeDevice], *,
     """Build a fake host under ``root`` (marked fake) and return a :class:`Sysfs` on it.
 
     Pass the fake kernel's handlers to a new ``Sysfs(root, handlers=...)`` to write to it
-    with the kernel's side effects (see :mod:`vmctl_vfio.fakekernel`).
+    with the kernel's side effects (see :func:`fake_kernel`).
     """
     mark_fake(root, description)
     fs = Sysfs(root)
@@ -244,3 +263,91 @@ def fake_host(root: str | os.PathLike[str], scenario: str | None = "viable",
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown PCI scenario {scenario!r}; one of {sorted(SCENARIOS)}")
     SCENARIOS[scenario](root, **options)
+
+
+def fake_hosts() -> list[FakeHost]:
+    """The ``vmctl_fake_hosts`` hook: the ``pci`` fake host and its scenarios."""
+    return [FakeHost("pci", "PCI functions, drivers and IOMMU groups", fake_host,
+                     tuple(sorted(SCENARIOS)))]
+
+
+# -- the fake kernel ------------------------------------------------------------------------------
+def load_bus(sysfs: Sysfs) -> PciBus:
+    """The driver core's state as the fake tree records it."""
+    tables = json.loads(sysfs.read(IDS_FILE, "{}") or "{}")
+    drivers = []
+    for name in sysfs.listdir(PCI_DRIVERS):
+        t = tables.get(name, {})
+        drivers.append(PciDriver(name, set(t.get("ids", ())), set(t.get("dynids", ())),
+                                 set(t.get("classes", ()))))
+    return PciBus(list(read_pci_devices(sysfs).values()), drivers)
+
+
+def _state(bus: PciBus) -> tuple[dict[str, tuple[str | None, str | None]], set[int],
+                                 dict[str, frozenset[str]]]:
+    return ({a: (d.driver, d.driver_override) for a, d in bus.devices.items()},
+            bus.vfio_groups(), {n: frozenset(d.dynids) for n, d in bus.drivers.items()})
+
+
+def store_bus(sysfs: Sysfs, before: tuple, bus: PciBus) -> None:
+    """Write what changed since ``before`` (from :func:`_state`) back to the tree."""
+    devs_before, groups_before, dynids_before = before
+    for addr, dev in bus.devices.items():
+        old_driver, old_override = devs_before[addr]
+        kp = device_kpath(sysfs, addr)
+        if dev.driver_override != old_override:
+            sysfs.raw_write(f"{kp}/driver_override", dev.driver_override or "(null)")
+        if dev.driver != old_driver:
+            if old_driver is not None:
+                sysfs.raw_unlink(f"{kp}/driver")
+                sysfs.raw_unlink(f"{PCI_DRIVERS}/{old_driver}/{addr}")
+            if dev.driver is not None:
+                sysfs.raw_symlink(f"{kp}/driver", f"{PCI_DRIVERS}/{dev.driver}")
+                sysfs.raw_symlink(f"{PCI_DRIVERS}/{dev.driver}/{addr}", kp)
+    groups = bus.vfio_groups()
+    for g in sorted(groups_before - groups):
+        sysfs.raw_unlink(f"/dev/vfio/{g}")
+    for g in sorted(groups - groups_before):
+        sysfs.raw_write(f"/dev/vfio/{g}", "")
+    if {n: frozenset(d.dynids) for n, d in bus.drivers.items()} != dynids_before:
+        tables = json.loads(sysfs.read(IDS_FILE, "{}") or "{}")
+        for name, drv in bus.drivers.items():
+            tables.setdefault(name, {"ids": [], "dynids": [], "classes": []})
+            tables[name]["dynids"] = sorted(drv.dynids)
+        sysfs.raw_write(IDS_FILE, json.dumps(tables, indent=1, sort_keys=True))
+
+
+def _apply(op: Callable[[PciBus, str, str], None]) -> Callable[[Sysfs, str, str], None]:
+    def write(sysfs: Sysfs, kpath: str, value: str) -> None:
+        bus = load_bus(sysfs)
+        before = _state(bus)
+        op(bus, kpath, value)
+        store_bus(sysfs, before, bus)
+    return write
+
+
+def _driver_of(kpath: str) -> str:
+    return PurePosixPath(kpath).parent.name
+
+
+def _override(bus: PciBus, kpath: str, value: str) -> None:
+    bus.set_override(PurePosixPath(kpath).parent.name, value)
+
+
+def fake_kernel() -> list[FakeKernelHandler]:
+    """The ``vmctl_fake_kernel`` hook: the kernel's reactions to PCI driver writes."""
+    h = FakeKernelHandler
+    return [
+        h("/sys/bus/pci/devices/*/driver_override", _apply(_override), plugin=PLUGIN),
+        h("/sys/devices/pci*/driver_override", _apply(_override), plugin=PLUGIN),
+        h("/sys/bus/pci/drivers/*/bind",
+          _apply(lambda b, p, v: b.bind(_driver_of(p), v)), plugin=PLUGIN),
+        h("/sys/bus/pci/drivers/*/unbind",
+          _apply(lambda b, p, v: b.unbind(_driver_of(p), v)), plugin=PLUGIN),
+        h("/sys/bus/pci/drivers/*/new_id",
+          _apply(lambda b, p, v: b.new_id(_driver_of(p), v)), plugin=PLUGIN),
+        h("/sys/bus/pci/drivers/*/remove_id",
+          _apply(lambda b, p, v: b.remove_id(_driver_of(p), v)), plugin=PLUGIN),
+        h("/sys/bus/pci/drivers_probe",
+          _apply(lambda b, p, v: b.probe(v)), plugin=PLUGIN),
+    ]

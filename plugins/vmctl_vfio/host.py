@@ -1,4 +1,5 @@
-"""What the host offers for VFIO, read under a sysfs root (semantics.md §2.2, §2.10).
+"""What the host offers for VFIO, read under a sysfs root (semantics.md §2.2, §2.10), and
+the ``vmctl host check`` lines (:func:`host_check`).
 
 Everything is read through :class:`vmctl.host.sysfs.Sysfs` with kernel paths, so the same
 code reads a real host (root ``/``) and a fake tree built by :mod:`vmctl_vfio.fakesys`:
@@ -11,8 +12,10 @@ code reads a real host (root ``/``) and a fake tree built by :mod:`vmctl_vfio.fa
 * the memlock limit and CAP_IPC_LOCK of *this* process, from ``/proc/self/limits`` and
   ``/proc/self/status`` (the limit QEMU inherits when vmctl starts it).
 
-A group is **viable** when every device in it is bound to a VFIO driver, ``pci-stub``,
-``pcieport`` (bridges, Linux 5.19+) or nothing; the others are its *blockers*.
+A PCI function is read into :class:`~vmctl_vfio.model.pcibus.PciDevice`, the record the
+fake kernel's driver-core model uses too.  A group is **viable** when every device in it is
+bound to a VFIO driver, ``pci-stub``, ``pcieport`` (bridges, Linux 5.19+) or nothing; the
+others are its *blockers*.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from vmctl.api import Sysfs
+from vmctl.api import HostFact, Sysfs
 
-from vmctl_vfio.pcibus import is_dma_safe, is_vfio_driver
+from .model.pcibus import VFIO_PCI, PciDevice, is_vfio_driver
 
 PCI_DEVICES = "/sys/bus/pci/devices"
 PCI_DRIVERS = "/sys/bus/pci/drivers"
@@ -32,6 +35,8 @@ TYPE1_PARAMS = "/sys/module/vfio_iommu_type1/parameters"
 _ADDR = re.compile(r"^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([01][0-9a-fA-F])\.([0-7])$")
 
 _UNSET = object()
+
+MiB = 1 << 20
 
 
 def parse_pci_address(text: str) -> str:
@@ -45,35 +50,6 @@ def parse_pci_address(text: str) -> str:
                          "e.g. 0000:03:00.0 (device 00-1f, function 0-7)")
     dom, bus, dev, fn = m.groups()
     return f"{(dom or '0000').lower()}:{bus.lower()}:{dev.lower()}.{fn}"
-
-
-@dataclass(frozen=True)
-class PciDevice:
-    """One PCI function as sysfs shows it."""
-
-    address: str
-    vendor: int
-    device: int
-    class_code: int
-    driver: str | None
-    driver_override: str | None
-    iommu_group: int | None
-
-    @property
-    def id(self) -> str:
-        return f"{self.vendor:04x}:{self.device:04x}"
-
-    @property
-    def is_bridge(self) -> bool:
-        return self.class_code >> 8 in (0x0604, 0x0607, 0x0609)
-
-    @property
-    def dma_safe(self) -> bool:
-        return is_dma_safe(self.driver)
-
-    def describe(self) -> str:
-        """``0000:01:00.1 [10de:10f0] on snd_hda_intel``."""
-        return f"{self.address} [{self.id}] on {self.driver or 'no driver'}"
 
 
 @dataclass(frozen=True)
@@ -226,3 +202,38 @@ def device_kpath(sysfs: Sysfs, address: str) -> str:
     """The device's real kernel path (``/sys/devices/pci0000:00/…/ADDR``)."""
     real = sysfs.path(f"{PCI_DEVICES}/{address}").resolve()
     return "/" + real.relative_to(sysfs.root).as_posix()
+
+
+# -- vmctl host check ------------------------------------------------------------------------
+def host_check(sysfs: Sysfs) -> list[HostFact]:
+    h = read_host(sysfs)
+    facts = [HostFact("IOMMU", h.iommu,
+                      f"{', '.join(h.iommu_units) or 'no unit'}; {len(h.groups)} IOMMU groups"
+                      if h.iommu else "off: no IOMMU groups",
+                      "enable VT-d/AMD-Vi and boot with intel_iommu=on (or amd_iommu=on)"),
+             HostFact("vfio-pci driver", VFIO_PCI in h.drivers,
+                      "loaded" if VFIO_PCI in h.drivers else "not loaded", "modprobe vfio-pci"),
+             HostFact("VFIO container (/dev/vfio/vfio)", h.vfio_container,
+                      "present" if h.vfio_container else "missing", "modprobe vfio"),
+             HostFact("iommufd (/dev/iommu)", h.iommufd,
+                      f"present (kernel {h.kernel})" if h.iommufd else
+                      f"missing (kernel {h.kernel or 'unknown'})",
+                      "modprobe iommufd (Linux 6.2+); the type1 container works without it")]
+    if h.memlock_known:
+        unlimited = h.memlock_limit is None
+        detail = "unlimited" if unlimited else f"{h.memlock_limit // MiB} MiB"
+        if h.cap_ipc_lock:
+            detail += " (CAP_IPC_LOCK: not enforced)"
+        facts.append(HostFact(
+            "memlock limit for VFIO pinning", unlimited or h.cap_ipc_lock, detail,
+            "a type1/iommufd VM pins all its memory: raise RLIMIT_MEMLOCK (ulimit -l, "
+            "LimitMEMLOCK=) to at least the guest memory size"))
+    if h.allow_unsafe_interrupts:
+        facts.append(HostFact("interrupt isolation", False,
+                              "vfio_iommu_type1.allow_unsafe_interrupts=Y",
+                              "only needed without interrupt remapping; guests can then "
+                              "spoof MSIs"))
+    if h.vfio_nodes:
+        facts.append(HostFact("groups ready for VFIO", True,
+                              ", ".join(f"/dev/vfio/{g}" for g in sorted(h.vfio_nodes))))
+    return facts

@@ -13,19 +13,20 @@ alone).  The steps come in three phases, each over all those devices (companions
 
 Undo, run in reverse: unbind from vfio-pci; restore the original ``driver_override`` and
 bind the original driver (its id table matches again once the override is gone); restore
-the override.  The plan is first simulated on :class:`vmctl_vfio.pcibus.PciBus` loaded
+the override.  The plan is first simulated on :class:`~vmctl_vfio.model.pcibus.PciBus` loaded
 from the tree, so a host that cannot end up viable is refused before anything is written.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from vmctl.api import HostStep, HostWrite, ModelError, VmctlError
 
-from vmctl_vfio.devices import vfio_devices
-from vmctl_vfio.host import PCI_DEVICES, PCI_DRIVERS, PciDevice, read_host
-from vmctl_vfio.pcibus import VFIO_PCI, PciBus, PciDev, PciDriver, is_dma_safe, is_vfio_driver
+from .host import PCI_DEVICES, PCI_DRIVERS, read_host
+from .model.pcibus import VFIO_PCI, PciBus, PciDevice, PciDriver, is_dma_safe, is_vfio_driver
+from .settings import vfio_devices
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
@@ -78,7 +79,7 @@ def _describe(dev: PciDevice, key: str, assigned: bool) -> str:
     return f"{dev.address} ({role}, on {dev.driver or 'no driver'})"
 
 
-def plan_steps(machine: Machine, sysfs: Sysfs) -> list[HostStep]:
+def host_steps(machine: Machine, sysfs: Sysfs) -> list[HostStep]:
     """The steps ``vmctl host apply`` performs; empty when every group is ready."""
     moves = _moves(machine, sysfs)
     if not moves:
@@ -110,8 +111,7 @@ def _simulate(sysfs: Sysfs, moves: list[tuple[PciDevice, str, bool]]) -> None:
     """Run the plan on the driver-core model; refuse it if a device would not end on
     vfio-pci."""
     host = read_host(sysfs)
-    bus = PciBus([PciDev(d.address, d.vendor, d.device, d.class_code, d.iommu_group,
-                         d.driver, d.driver_override) for d in host.devices.values()],
+    bus = PciBus([replace(d) for d in host.devices.values()],
                  [PciDriver(n) for n in host.drivers])
     try:
         for dev, _, _ in moves:

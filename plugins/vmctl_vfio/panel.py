@@ -4,8 +4,8 @@ Imported only by the TUI.  One block per device (up to :data:`MAX_DEVICES`): its
 address, IOMMU group, driver and backend; how much guest memory the IOMMU maps and how
 much is locked (a pinned container locks it all; the IOPF RFC locks nothing); and, for IOPF
 devices on the simulator, a sparkline of I/O page faults per simulated second — the
-ramp-up falling as the working set gets mapped.  On QEMU the panel shows where each device
-sits in the guest (``query-pci``).  Every state key is optional.
+ramp-up falling as the working set gets mapped.  On QEMU (:attr:`Panel.backend`) the panel
+shows where each device sits in the guest (``query-pci``).  Every state key is optional.
 """
 
 from __future__ import annotations
@@ -17,32 +17,11 @@ from textual.app import ComposeResult
 
 from vmctl.api import KeyValue, Panel, RateChart
 
+from .live import state_devices
+
 MAX_DEVICES = 4
 PAGE = 4096
 MiB = 1 << 20
-
-
-def _devices(state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    devs = state.get("devices")
-    return [d for d in devs if isinstance(d, Mapping)] if isinstance(devs, list) else []
-
-
-def headline(state: Mapping[str, Any]) -> str:
-    """``vmctl top``'s column: ``278 f/s, 74% mapped`` (IOPF), ``4.0G pinned``, ``1/2 in
-    guest`` (QEMU) or ``-``."""
-    devs = _devices(state)
-    if not devs:
-        return "-"
-    iopf = [d for d in devs if "iopf" in d]
-    if iopf:
-        rate = sum(int(d.get("fault_rate", 0)) for d in iopf)
-        guest = max(int(iopf[0].get("guest_pages", 0)), 1)
-        return f"{rate} f/s, {100 * int(iopf[0].get('mapped_pages', 0)) // guest}% mapped"
-    if any("locked_pages" in d for d in devs):
-        locked = max(int(d.get("locked_pages", 0)) for d in devs) * PAGE
-        return f"{locked / (1 << 30):.1f}G pinned"
-    present = sum(1 for d in devs if d.get("present"))
-    return f"{present}/{len(devs)} in guest"
 
 
 def bar(part: int, whole: int, width: int = 10) -> str:
@@ -87,7 +66,7 @@ class VfioPanel(Panel):
     def update_state(self, state: Mapping[str, Any]) -> None:
         self.query_one("#vfio-memory", KeyValue).set(
             str(state.get("memory") or state.get("reason") or state.get("status") or "—"))
-        devs = _devices(state)
+        devs = state_devices(state)
         for i in range(MAX_DEVICES):
             d = devs[i] if i < len(devs) else None
             self._show_device(i, d)
@@ -100,13 +79,14 @@ class VfioPanel(Panel):
         line = self.query_one(f"#vfio-dev-{i}", KeyValue)
         mem = self.query_one(f"#vfio-mem-{i}", KeyValue)
         chart = self.query_one(f"#vfio-rate-{i}", RateChart)
+        qemu = self.backend == "qemu"                        # query-pci: no memory
         line.display = d is not None
-        mem.display = d is not None and "guest_pages" in d
-        chart.display = d is not None and "iopf" in d
+        mem.display = d is not None and not qemu and "guest_pages" in d
+        chart.display = d is not None and not qemu and "iopf" in d
         if d is None:
             return
         name = d.get("id") or d.get("key") or "?"
-        if "present" in d:                                   # QEMU: query-pci
+        if qemu:
             where = (f"in guest at {d.get('guest_address')}" if d.get("present")
                      else "not in guest" if d.get("present") is False else "unknown")
             line.set(f"[b]{name}[/b] {d.get('host')} · {d.get('iommu', '?')} · {where}")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from vmctl_vfio.devices import guest_memory, vfio_devices
+from .settings import guest_memory, vfio_devices
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vmctl.api import Machine
+    from vmctl.api import Machine, ValidationContext
 
 
-def predict(machine: Machine) -> dict[str, Any] | None:
-    """Per device: backend and whether memory is pinned; overall: the memory locked."""
+def predict(machine: Machine, ctx: ValidationContext | None = None) -> dict[str, Any] | None:
+    """Per device: backend and whether memory is pinned; overall: the memory locked.
+
+    ``ctx`` is not needed: the prediction depends on the machine alone."""
     devs = vfio_devices(machine)
     if not devs:
         return None

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from vmctl.api import ArgFragment
 
-from vmctl_vfio.devices import IOMMUFD_ID, vfio_devices
+from .settings import IOMMUFD_ID, vfio_devices
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
@@ -46,7 +46,7 @@ def qemu_args(machine: Machine) -> list[ArgFragment]:
     return out
 
 
-def libvirt_hostdevs(machine: Machine, domain: ET.Element) -> None:
+def libvirt_xml(machine: Machine, domain: ET.Element) -> None:
     devices = domain.find("devices")
     if devices is None:
         devices = ET.SubElement(domain, "devices")

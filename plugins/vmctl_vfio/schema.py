@@ -13,3 +13,8 @@ VFIO_PCI = DeviceKind("vfio-pci", "a host PCI device passed through with VFIO (-
     Option("experimental", "bool", "allow unmerged kernel interfaces on this device (simulator only)",
            default=False),
 ), arches=("x86_64", "aarch64", "ppc64"))
+
+
+def device_kinds() -> list[DeviceKind]:
+    """``vmctl_device_kinds``: the ``vfio-pci`` kind."""
+    return [VFIO_PCI]

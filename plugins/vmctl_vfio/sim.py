@@ -8,9 +8,9 @@ x86_64, RAM from 1 GiB on aarch64 ``virt``).  Pinning devices lock all guest mem
 moment; IOPF devices lock nothing and map pages as the device faults on them.
 
 Once the guest reaches userspace each device runs a seeded DMA workload
-(:mod:`vmctl_vfio.workload`) on the simulated clock; ``[sim] workload`` picks its default
-(``idle``: 1,000 transfers/s, ``default``: 20,000/s, ``busy``: 100,000/s, all on a hot set
-of 5 % of RAM).  A reset resets the devices (``VFIO_DEVICE_RESET``) and pauses DMA until the
+(:mod:`vmctl_vfio.model.workload`) on the simulated clock; ``[sim] workload`` picks its
+default (``idle``: 1,000 transfers/s, ``default``: 20,000/s, ``busy``: 100,000/s, all on a
+hot set of 5 % of RAM).  A reset resets the devices (``VFIO_DEVICE_RESET``) and pauses DMA until the
 guest is back; mappings stay, as they do in QEMU.  Deterministic under ``[sim] seed``.
 
 QMP (vendor prefix):
@@ -35,12 +35,12 @@ from typing import Any
 
 from vmctl.api import QMPError, SimDevice
 
-from vmctl_vfio import uapi as u
-from vmctl_vfio.container import Container, DeviceFd, Group, GroupDevice, VfioHost
-from vmctl_vfio.devices import VfioDev, guest_memory, vfio_devices
-from vmctl_vfio.mm import Process
-from vmctl_vfio.workload import (GUEST_RAM_VADDR, DmaWorkload, Pattern, WorkloadSpec,
-                                 q35_ram_layout)
+from .model import uapi as u
+from .model.container import Container, DeviceFd, Group, GroupDevice, VfioHost
+from .model.mm import Process
+from .model.workload import (GUEST_RAM_VADDR, DmaWorkload, Pattern, WorkloadSpec,
+                              q35_ram_layout)
+from .settings import VfioDev, guest_memory, vfio_devices
 
 COMMAND = "__org.vmctl_query-vfio"
 DMA_COMMAND = "__org.vmctl_vfio-dma"

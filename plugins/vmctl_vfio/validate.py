@@ -30,9 +30,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from vmctl_vfio.devices import VfioDev, guest_memory, vfio_devices
-from vmctl_vfio.host import HostVfio, read_host
-from vmctl_vfio.pcibus import VFIO_PCI, is_vfio_driver
+from .host import HostVfio, read_host
+from .model.pcibus import VFIO_PCI, is_vfio_driver
+from .settings import VfioDev, guest_memory, vfio_devices
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
@@ -57,7 +57,7 @@ def host_of(ctx: ValidationContext | None) -> HostVfio | None:
     return ctx.memo("vfio.host", lambda: read_host(sysfs))
 
 
-def validate(machine: Machine, ctx: ValidationContext) -> list[Diagnostic]:
+def validate_machine(machine: Machine, ctx: ValidationContext) -> list[Diagnostic]:
     devs = vfio_devices(machine)
     if not devs:
         return []

@@ -1,13 +1,21 @@
 """``vmctl ap``: the host's AP configuration and every vfio_ap mdev, as the kernel shows them.
 
-Imported only when ``vmctl ap …`` runs (``vmctl_cli_commands`` names ``ap_app`` by string).
+Imported when the CLI lists its command groups (typer is loaded then anyway); the AP model
+only when ``vmctl ap show`` runs.
 """
 
-from __future__ import annotations
+from typing import Any
 
 import typer
 
-from vmctl.api import SYSFS_ROOT, TextJson, echo, emit_json
+from vmctl.api import SYSFS_ROOT, CliCommand, TextJson
+
+
+def cli_commands() -> list[CliCommand]:
+    """``vmctl_cli_commands``: the ``vmctl ap`` group."""
+    return [CliCommand("ap", "s390 AP crypto passthrough: host AP masks, queues and vfio_ap mdevs",
+                       "vmctl_vfio_ap.cli:ap_app")]
+
 
 ap_app = typer.Typer(help="s390 AP crypto passthrough: the host's AP masks, queues and vfio_ap mdevs.",
                      no_args_is_help=True, rich_markup_mode=None, add_completion=False)
@@ -19,19 +27,23 @@ def ap() -> None:
 
 
 @ap_app.command("show")
-def show(apqn: list[str] = typer.Argument(None, metavar="[APQN]...",
-                                         help="Only these queues (AA.DDDD, hex): who owns each, and why."),
-         sysfs_root: str = SYSFS_ROOT,
-         fmt: TextJson = typer.Option(TextJson.text, "--format", help="text for people, json for programs.")) -> None:
+def show_command(apqn: list[str] = typer.Argument(None, metavar="[APQN]...",
+                                                  help="Only these queues (AA.DDDD, hex): who owns each, and why."),
+                 sysfs_root: str = SYSFS_ROOT,
+                 fmt: TextJson = typer.Option(TextJson.text, "--format",
+                                              help="text for people, json for programs.")) -> None:
     """The AP masks, adapters, queues with their drivers, and each mdev's matrix in the kernel's format."""
-    from vmctl.api import Sysfs
+    show(apqn, sysfs_root, fmt)
 
-    from vmctl_vfio_ap.host import read_host
+
+def show(apqn: list[str] | None, sysfs_root: str, fmt: Any) -> None:
+    """``vmctl ap show``: the whole host, or who owns each of the ``apqn`` queues."""
+    from vmctl.api import Sysfs, VmctlError, echo, emit_json
+
+    from .host import read_host
 
     sysfs = Sysfs(sysfs_root)
     host = read_host(sysfs)
-    from vmctl.api import VmctlError
-
     if apqn:
         if not host.present:
             raise VmctlError(f"no AP bus under {sysfs.root} (/sys/bus/ap is missing)",
@@ -53,7 +65,7 @@ def show(apqn: list[str] = typer.Argument(None, metavar="[APQN]...",
 
 def render(host, root: str, fake: bool) -> list[str]:  # host: ApHost
     """The text of ``vmctl ap show``."""
-    from vmctl_vfio_ap import masks as M
+    from .model import masks as M
 
     lines = [f"AP host under {root}{' (fake tree)' if fake else ''}",
              f"  apmask                 {M.format_mask(host.apmask)}",
@@ -110,7 +122,7 @@ def _parse_apqn(text: str, host) -> tuple[int, int]:
 
 def owner(host, apqn: tuple[int, int]) -> dict[str, object]:
     """Who has queue ``apqn``: the host's drivers (masks), an mdev, and whether its guest sees it."""
-    from vmctl_vfio_ap import masks as M
+    from .model import masks as M
 
     apid, apqi = apqn
     name = f"{apid:02x}.{apqi:04x}"

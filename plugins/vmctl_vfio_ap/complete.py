@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from vmctl.api import Sysfs
 
-from vmctl_vfio_ap.host import read_host
+from .host import read_host
 
 KINDS = ("apqn", "adapter", "domain")
 

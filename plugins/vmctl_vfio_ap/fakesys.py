@@ -1,8 +1,8 @@
 """Fake AP hosts: sysfs trees in the kernel's layout, driven by the model.
 
-A fake tree is rendered from an :class:`~vmctl_vfio_ap.system.ApSystem` (:func:`render`), so
+A fake tree is rendered from an :class:`~vmctl_vfio_ap.model.system.ApSystem` (:func:`render`), so
 it always shows what the modelled kernel would show.  The fake-kernel handlers
-(:func:`fake_kernel_handlers`, returned by the plugin's ``vmctl_fake_kernel`` hook) react to a
+(:func:`fake_kernel`, returned by the plugin's ``vmctl_fake_kernel`` hook) react to a
 write by loading the model from the tree (:func:`vmctl_vfio_ap.host.load_system`), applying
 the write — or raising the kernel's ``OSError`` — and syncing the tree back.
 
@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
 
-from vmctl.api import FakeKernelHandler, Sysfs, mark_fake, tree_snapshot
-from vmctl_vfio_ap import masks as M
-from vmctl_vfio_ap.apbus import CARD_DRIVER, DEFAULT_QUEUE_DRIVER, VFIO_AP_DRIVER, ApConfig, Card
-from vmctl_vfio_ap.host import load_system
-from vmctl_vfio_ap.locks import LockingModel
-from vmctl_vfio_ap.system import AP_BUS, MATRIX, MDEV_ATTRS, TYPE_DIR, ApSystem
+from vmctl.api import FakeHost, FakeKernelHandler, Sysfs, mark_fake, tree_snapshot
+
+from .host import load_system
+from .model import masks as M
+from .model.apbus import CARD_DRIVER, DEFAULT_QUEUE_DRIVER, VFIO_AP_DRIVER, ApConfig, Card
+from .model.locks import LockingModel
+from .model.system import AP_BUS, MATRIX, MDEV_ATTRS, TYPE_DIR, ApSystem
 
 PLUGIN = "vfio-ap"
 AP_DEV = "/sys/devices/ap"
@@ -189,8 +190,8 @@ def _handle(sysfs: Sysfs, kpath: str, value: str) -> None:
     sync_tree(sysfs, old, desired_tree(ap))
 
 
-def fake_kernel_handlers() -> list[FakeKernelHandler]:
-    """Handlers for every AP write a fake tree must react to, as the kernel would."""
+def fake_kernel() -> list[FakeKernelHandler]:
+    """``vmctl_fake_kernel``: handlers for every AP write a fake tree must react to, as the kernel would."""
     patterns = [f"{AP_BUS}/apmask", f"{AP_BUS}/aqmask", f"{AP_BUS}/scans",
                 f"{AP_BUS}/drivers/*/bind", f"{AP_BUS}/drivers/*/unbind", f"{TYPE_DIR}/create"]
     for base in (MATRIX, f"{MDEV_BUS}/devices"):
@@ -255,7 +256,7 @@ def build_host(root: str | os.PathLike[str], description: str = "fake s390 AP ho
 def write_host(root: str | os.PathLike[str], ap: ApSystem, description: str = "fake s390 AP host") -> Sysfs:
     """Mark ``root`` fake and render ``ap`` into it; returns a handler-equipped Sysfs."""
     mark_fake(root, description)
-    sysfs = Sysfs(root, handlers=fake_kernel_handlers())
+    sysfs = Sysfs(root, handlers=fake_kernel())
     render(sysfs, ap)
     return sysfs
 
@@ -317,3 +318,8 @@ def fake_host(root: str | os.PathLike[str], scenario: str | None = None, **optio
         raise ValueError(f"unknown AP scenario {scenario!r}; one of {list(SCENARIOS)}")
     else:
         build_scenario(root, scenario)
+
+
+def fake_hosts() -> list[FakeHost]:
+    """``vmctl_fake_hosts``: the ``ap`` host (:func:`fake_host`) and its scenarios."""
+    return [FakeHost("ap", "the s390 AP bus, masks and matrix mdevs", fake_host, tuple(SCENARIOS))]

@@ -10,7 +10,9 @@ Everything goes through :class:`vmctl.host.sysfs.Sysfs` with kernel paths:
 
 :func:`read_host` gives an immutable :class:`ApHost` snapshot (what ``vmctl ap show``,
 validation and planning look at); :func:`load_system` turns it into a live
-:class:`~vmctl_vfio_ap.system.ApSystem` model (what the fake-kernel handlers mutate).
+:class:`~vmctl_vfio_ap.model.system.ApSystem` model (what the fake-kernel handlers mutate);
+:func:`host_of` reads it once per validation run; :func:`host_check` gives ``vmctl host
+check`` its lines.
 """
 
 from __future__ import annotations
@@ -19,12 +21,19 @@ import errno
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from vmctl.api import ModelError, Sysfs
-from vmctl_vfio_ap import masks as M
-from vmctl_vfio_ap.apbus import VFIO_AP_DRIVER, ApConfig, Card, Queue
-from vmctl_vfio_ap.matrix import Mdev
-from vmctl_vfio_ap.system import AP_BUS, MATRIX, TYPE_DIR, ApSystem
+from vmctl.api import HostFact, ModelError, Sysfs
+
+from .model import masks as M
+from .model.apbus import VFIO_AP_DRIVER, ApConfig, Card, Queue
+from .model.mdev import Mdev
+from .model.system import AP_BUS, MATRIX, TYPE_DIR, ApSystem
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vmctl.api import ValidationContext
+
+PLUGIN = "vfio-ap"
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -238,3 +247,43 @@ def _mdev(mi: MdevInfo, host: ApHost) -> Mdev:
 def load_system(sysfs: Sysfs) -> ApSystem:
     """:func:`read_host` then :func:`system_from_host`."""
     return system_from_host(read_host(sysfs))
+
+
+def host_of(ctx: ValidationContext | None) -> ApHost | None:
+    """The AP host as ``ctx.sysfs`` shows it, read once per validation run."""
+    if ctx is None or ctx.sysfs is None:
+        return None
+    sysfs: Sysfs = ctx.sysfs
+    return ctx.memo("vfio-ap.host", lambda: read_host(sysfs))
+
+
+def few(names: list[str], n: int = 4) -> str:
+    """The first ``n`` names, and how many more."""
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def host_check(sysfs: Sysfs) -> list[HostFact]:
+    """``vmctl_host_check``: the AP bus, the vfio_ap module, and free queues."""
+    host = read_host(sysfs)
+    if not host.present:
+        return [HostFact("AP bus", False, "no /sys/bus/ap: not an s390 host with crypto adapters",
+                         "vfio-ap machines run on IBM Z hosts only", plugin=PLUGIN)]
+    by_driver: dict[str, int] = {}
+    for q in host.queues:
+        by_driver[q.driver or "unbound"] = by_driver.get(q.driver or "unbound", 0) + 1
+    facts = [HostFact("AP bus", True, f"{len(host.cards)} adapters, {len(host.queues)} queues "
+                      f"({', '.join(f'{n} {d}' for d, n in sorted(by_driver.items())) or 'none'}); "
+                      f"ap_max_adapter_id {host.max_adapter_id}, ap_max_domain_id {host.max_domain_id}",
+                      plugin=PLUGIN)]
+    if not host.vfio_ap_loaded:
+        facts.append(HostFact("vfio_ap module", False, "not loaded", "modprobe vfio_ap", plugin=PLUGIN))
+        return facts
+    ours = [q for q in host.queues if q.driver == "vfio_ap"]
+    free = [q.name for q in ours if host.mdev_owning(q.apid, q.apqi) is None]
+    facts.append(HostFact("vfio_ap module", True, f"{len(host.mdevs)} mdevs, "
+                          f"{host.available_instances} more can be created", plugin=PLUGIN))
+    facts.append(HostFact("free vfio_ap queues", bool(free), f"{len(free)} ({few(free)})" if free
+                          else "none: every vfio_ap queue is assigned" if ours
+                          else "none: apmask/aqmask reserve every queue for the host",
+                          "clear apmask/aqmask bits to give queues to vfio_ap", plugin=PLUGIN))
+    return facts

@@ -1,4 +1,4 @@
-"""Preparing the host for a machine's vfio-ap device: steps, readiness, and the prediction.
+"""Preparing the host for a machine's vfio-ap device: the journaled steps and their checks.
 
 The plan (``vmctl host apply``), from the state read at plan time, in a safe order:
 
@@ -11,33 +11,33 @@ The plan (``vmctl host apply``), from the state read at plan time, in a safe ord
 3. **assignments** — on an existing mdev first unassign what the machine no longer lists,
    then assign adapters, domains, control domains; each undone by its opposite write.
 
-Before returning, the whole plan is run on the model of the host (:mod:`vmctl_vfio_ap.system`)
+Before returning, the whole plan is run on the model of the host (:mod:`vmctl_vfio_ap.model.system`)
 so every kernel refusal — EADDRINUSE, EADDRNOTAVAIL, ENODEV, EBUSY — is reported before
-anything is written, naming the step, the APQN and the other owner.
+anything is written, naming the step, the APQN and the other owner.  :mod:`.predict` runs
+the same steps for ``vmctl plan --host``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from vmctl.api import HostFact, HostStep, HostWrite, ModelError, VmctlError
+from vmctl.api import HostStep, HostWrite, ModelError, VmctlError
 
-from vmctl_vfio_ap import masks as M
-from vmctl_vfio_ap.device import CPU_FEATURES, ApDevice, ap_devices
-from vmctl_vfio_ap.filter import filtered_out
-from vmctl_vfio_ap.host import ApHost, read_host, system_from_host
-from vmctl_vfio_ap.system import AP_BUS, MATRIX, TYPE_DIR, ApSystem
+from .host import ApHost, few, read_host, system_from_host
+from .model import masks as M
+from .model.system import AP_BUS, MATRIX, TYPE_DIR, ApSystem
+from .settings import ApDevice, ap_devices
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
     from vmctl.api import Sysfs
-    from vmctl.api import ValidationContext
 
 PLUGIN = "vfio-ap"
 _FMT = {"adapter": "0x{:02x}", "domain": "0x{:04x}", "control_domain": "0x{:04x}"}
 
 
-def _usable(host: ApHost) -> None:
+def check_usable(host: ApHost) -> None:
+    """Raise a VmctlError when the host has no AP bus or no vfio_ap module."""
     if not host.present:
         raise VmctlError("this host has no AP bus (/sys/bus/ap): vfio-ap needs an IBM Z host "
                          "with crypto adapters", "run on the s390 host, or pass --sysfs-root DIR")
@@ -61,15 +61,11 @@ def _mask_step(host: ApHost, dev: ApDevice) -> HostStep | None:
     new = old & ~M.from_ids(bits)
     names = ", ".join(f"{b:02x}" if which == "apmask" else f"{b:04x}" for b in bits)
     extra = sorted(set(lost) - {M.format_apqn(a, d) for a, d in owned})
-    note = f"; also hands the host's {_few(extra)} to vfio_ap" if extra else ""
+    note = f"; also hands the host's {few(extra)} to vfio_ap" if extra else ""
     return HostStep(f"{which}: give {what} {names} to vfio_ap{note}",
                     HostWrite(f"{AP_BUS}/{which}", M.relative_edits(old, new)),
                     (HostWrite(f"{AP_BUS}/{which}", M.relative_edits(new, old)),),
                     key=dev.key, plugin=PLUGIN)
-
-
-def _few(names: list[str], n: int = 4) -> str:
-    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def _assign(dev: ApDevice, verb: str, what: str, n: int) -> HostStep:
@@ -123,71 +119,13 @@ def _hint(err: ModelError) -> str:
         err.errno_name, "see `vmctl ap show` for the host's AP configuration")
 
 
-def plan_steps(machine: Machine, sysfs: Sysfs) -> list[HostStep]:
+def host_steps(machine: Machine, sysfs: Sysfs) -> list[HostStep]:
     """``vmctl_host_steps``: the checked plan for the machine's vfio-ap device."""
     devs = ap_devices(machine)
     if not devs:
         return []
     host = read_host(sysfs)
-    _usable(host)
+    check_usable(host)
     steps = steps_for(host, devs[0])
     rehearse(host, steps)
     return steps
-
-
-def host_facts(sysfs: Sysfs) -> list[HostFact]:
-    """``vmctl_host_check``: the AP bus, the vfio_ap module, and free queues."""
-    host = read_host(sysfs)
-    if not host.present:
-        return [HostFact("AP bus", False, "no /sys/bus/ap: not an s390 host with crypto adapters",
-                         "vfio-ap machines run on IBM Z hosts only", plugin=PLUGIN)]
-    by_driver: dict[str, int] = {}
-    for q in host.queues:
-        by_driver[q.driver or "unbound"] = by_driver.get(q.driver or "unbound", 0) + 1
-    facts = [HostFact("AP bus", True, f"{len(host.cards)} adapters, {len(host.queues)} queues "
-                      f"({', '.join(f'{n} {d}' for d, n in sorted(by_driver.items())) or 'none'}); "
-                      f"ap_max_adapter_id {host.max_adapter_id}, ap_max_domain_id {host.max_domain_id}",
-                      plugin=PLUGIN)]
-    if not host.vfio_ap_loaded:
-        facts.append(HostFact("vfio_ap module", False, "not loaded", "modprobe vfio_ap", plugin=PLUGIN))
-        return facts
-    ours = [q for q in host.queues if q.driver == "vfio_ap"]
-    free = [q.name for q in ours if host.mdev_owning(q.apid, q.apqi) is None]
-    facts.append(HostFact("vfio_ap module", True, f"{len(host.mdevs)} mdevs, "
-                          f"{host.available_instances} more can be created", plugin=PLUGIN))
-    facts.append(HostFact("free vfio_ap queues", bool(free), f"{len(free)} ({_few(free)})" if free
-                          else "none: every vfio_ap queue is assigned" if ours
-                          else "none: apmask/aqmask reserve every queue for the host",
-                          "clear apmask/aqmask bits to give queues to vfio_ap", plugin=PLUGIN))
-    return facts
-
-
-def predict(machine: Machine, ctx: ValidationContext) -> dict[str, Any] | None:
-    """``vmctl_predict``: what the guest will see; with ``--host``, after the planned steps."""
-    devs = ap_devices(machine)
-    if not devs:
-        return None
-    dev = devs[0]
-    apqns = [M.format_apqn(a, d) for a, d in dev.apqns]
-    out: dict[str, Any] = {"uuid": dev.uuid, "sysfsdev": dev.sysfsdev, "apqns": apqns,
-                           "control_domains": [f"{c:04x}" for c in sorted(set(dev.control_domains))],
-                           "cpu_features": list(CPU_FEATURES), "guest_apqns": apqns, "filtered": []}
-    if ctx.sysfs is None:
-        return out
-    from vmctl_vfio_ap.validate import host_of
-
-    host = host_of(ctx)
-    try:
-        if host is None:
-            raise VmctlError("no host")
-        _usable(host)
-        steps = steps_for(host, dev)
-        ap = rehearse(host, steps)
-    except VmctlError as err:
-        out["host"] = {"ok": False, "error": err.message, "hint": err.hint}
-        return out
-    m = ap.mdev(dev.uuid)
-    out["guest_apqns"] = [M.format_apqn(a, d) for a in M.ids(m.shadow_apm) for d in M.ids(m.shadow_aqm)]
-    out["filtered"] = [f.to_json() for f in filtered_out(m, ap.bus)]
-    out["host"] = {"ok": True, "steps": len(steps)}
-    return out

@@ -19,17 +19,6 @@ SHOWN = 6
 """How many APQNs (or filtered APQNs) a line lists before "and N more"."""
 
 
-def headline(state: Mapping[str, Any]) -> str:
-    """``vmctl top``'s column: ``3/4 apqn`` (guest/assigned), ``qemu``, or ``-``."""
-    if state.get("source") == "info qtree":
-        return "vfio-ap" if state.get("present") else "-"
-    matrix = state.get("matrix")
-    if not isinstance(matrix, Sequence):
-        return "-"
-    guest = state.get("guest_apqns") or []
-    return f"{len(guest)}/{len(matrix)} apqn"
-
-
 def _few(items: Sequence[str]) -> str:
     shown = ", ".join(items[:SHOWN])
     return shown + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "") if items else "none"
@@ -53,7 +42,7 @@ class ApPanel(Panel):
         yield RateChart("requests", id="ap-rate")
 
     def update_state(self, state: Mapping[str, Any]) -> None:
-        if state.get("source") == "info qtree":
+        if self.backend == "qemu":
             self._qemu(state)
             return
         uuid, st = state.get("uuid", "?"), state.get("state", "?")

@@ -17,10 +17,10 @@ import json
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from vmctl.api import ArgFragment, CpuProp, QemuFragment
+from vmctl.api import ArgFragment, CpuProp, ExportFormat, QemuFragment
 
-from vmctl_vfio_ap.device import CPU_FEATURES, ap_devices
-from vmctl_vfio_ap.system import MDEV_TYPE
+from .model.system import MDEV_TYPE
+from .settings import CPU_FEATURES, ap_devices
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
@@ -40,7 +40,8 @@ def qemu_args(machine: Machine) -> list[QemuFragment]:
     return out
 
 
-def libvirt_hostdev(machine: Machine, domain: ET.Element) -> None:
+def libvirt_xml(machine: Machine, domain: ET.Element) -> None:
+    """``vmctl_libvirt_xml``: the ``<hostdev>`` of the mdev and the AP CPU features."""
     devs = ap_devices(machine)[:1]
     if not devs:
         return
@@ -56,6 +57,12 @@ def libvirt_hostdev(machine: Machine, domain: ET.Element) -> None:
     if cpu is not None:
         for f in CPU_FEATURES:
             ET.SubElement(cpu, "feature", policy="require", name=f)
+
+
+def export_formats() -> list[ExportFormat]:
+    """``vmctl_export_formats``: ``mdevctl-json`` (:func:`mdevctl_json`)."""
+    return [ExportFormat("mdevctl-json", "the vfio-ap mdev for `mdevctl define -u UUID -p matrix --jsonfile`",
+                         "vmctl_vfio_ap.qemu:mdevctl_json")]
 
 
 def mdevctl_json(machine: Machine) -> str:

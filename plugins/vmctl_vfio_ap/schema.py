@@ -12,3 +12,8 @@ VFIO_AP = DeviceKind("vfio-ap", "AP crypto queues passed through a vfio_ap matri
     Option("uuid", "str", "mdev UUID; derived stably from the machine name when absent",
            pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
 ), arches=("s390x",), max_per_machine=1)
+
+
+def device_kinds() -> list[DeviceKind]:
+    """``vmctl_device_kinds``: the ``vfio-ap`` kind."""
+    return [VFIO_AP]

@@ -1,6 +1,6 @@
 """The vfio-ap device inside vmctl's simulator (``vmctl run --backend sim``).
 
-The device runs the whole AP model (:class:`~vmctl_vfio_ap.system.ApSystem`) of a host
+The device runs the whole AP model (:class:`~vmctl_vfio_ap.model.system.ApSystem`) of a host
 prepared the way ``vmctl host apply`` would: the machine's adapters handed to vfio_ap, the
 mdev created and assigned, plus one spare adapter and one spare domain for live changes.
 
@@ -31,11 +31,11 @@ from typing import Any
 
 from vmctl.api import ModelError, QMPError, SimDevice
 
-from vmctl_vfio_ap import masks as M
-from vmctl_vfio_ap.apbus import ApConfig, Queue
-from vmctl_vfio_ap.device import ApDevice, ap_devices
-from vmctl_vfio_ap.filter import apqns, filtered_out
-from vmctl_vfio_ap.system import AP_BUS, MATRIX, TYPE_DIR, ApSystem
+from .model import masks as M
+from .model.apbus import ApConfig, Queue
+from .model.filter import apqns, filtered_out
+from .model.system import AP_BUS, MATRIX, TYPE_DIR, ApSystem
+from .settings import ApDevice, ap_devices
 
 EVENT_HOTPLUG = "__org.vmctl_AP_HOTPLUG"
 EVENT_RESET = "__org.vmctl_AP_QUEUE_RESET"

@@ -31,27 +31,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from vmctl_vfio_ap import masks as M
-from vmctl_vfio_ap.device import ApDevice, ap_devices
-from vmctl_vfio_ap.host import ApHost, read_host
+from .host import ApHost, host_of
+from .model import masks as M
+from .settings import ApDevice, ap_devices
 
 if TYPE_CHECKING:  # pragma: no cover
     from vmctl.api import Machine
-    from vmctl.api import Sysfs
     from vmctl.api import Diagnostic, ValidationContext
 
 AP_MASKS_HINT = "see them with `vmctl ap show`; `vmctl host apply` plans the changes"
 
 
-def host_of(ctx: ValidationContext | None) -> ApHost | None:
-    """The AP host as ``ctx.sysfs`` shows it, read once per validation run."""
-    if ctx is None or ctx.sysfs is None:
-        return None
-    sysfs: Sysfs = ctx.sysfs
-    return ctx.memo("vfio-ap.host", lambda: read_host(sysfs))
-
-
-def validate(machine: Machine, ctx: ValidationContext) -> list[Diagnostic]:
+def validate_machine(machine: Machine, ctx: ValidationContext) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     for dev in ap_devices(machine):
         out += _alone(machine, dev)

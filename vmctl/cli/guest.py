@@ -19,7 +19,7 @@ def fetch(arch: str = typer.Argument("ppc64le", help="guest architecture (ppc64l
     """Download Debian's kernel for ARCH once, without changing the system's apt state; print its path.
 
     The kernel is kept under $XDG_CACHE_HOME/vmctl/guest/ARCH/. Boot it with
-    [boot] kernel = "<path>" and firmware = "vof".
+    [boot] kernel = "<path>" (and, on pseries, [pseries] firmware = "vof").
     """
     from vmctl import guest
 

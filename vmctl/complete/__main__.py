@@ -27,7 +27,7 @@ def render(shell: str, words: list[str], cword: int) -> str:
         cword = len(words) - 1
     table = TABLE
     if cword == 1 or (len(words) > 1 and words[1] not in TABLE["commands"]):
-        table = with_plugin_groups(TABLE)  # third-party groups: only when they can matter
+        table = with_plugin_groups(TABLE)  # plugin groups: only when they can matter
     result = answer(parse(table, words, cword))
     lines = [result.directive]
     for value, desc in result.items:

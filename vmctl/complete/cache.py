@@ -1,7 +1,7 @@
 """What installed plugins contribute to completion, remembered between TABs.
 
-Plugin names, device kinds, export formats, third-party command groups (``vmctl ap``-style
-groups of plugins not shipped with vmctl, with their options and arguments) and the plugins
+Plugin names, device kinds, export formats, the plugins' command groups (``vmctl ap``-style
+groups, built-in or not, with their options and arguments) and the plugins
 that answer ``vmctl_complete`` are only known after discovering entry points and importing every
 plugin — too slow for a TAB.  :func:`plugin_facts` keeps them in
 ``$XDG_CACHE_HOME/vmctl/complete.json`` under the install-state key of
@@ -25,7 +25,7 @@ Facts = dict[str, Any]
 @functools.cache
 def plugin_facts() -> Facts:
     """The facts: ``plugins``, ``kinds``, ``formats`` (``[[name, help], …]``), ``groups``
-    (third-party command groups as completion-table nodes) and ``completers`` (``[[plugin,
+    (every plugin's command groups as completion-table nodes) and ``completers`` (``[[plugin,
     entry point], …]`` for the plugins that implement ``vmctl_complete``).  Read once per
     process (one TAB is one process)."""
     return cached(CACHE_NAME, collect)
@@ -48,7 +48,7 @@ def collect() -> tuple[Facts, list[str]]:
     from vmctl.complete.table import TABLE
 
     groups = {n["name"]: completion_table(n)
-              for n in plugin_groups(pm, builtin=False, taken=set(TABLE["commands"]))}
+              for n in plugin_groups(pm, builtin=None, taken=set(TABLE["commands"]))}
     completers = [[name, infos[name].module] for name, _ in sorted(pm.list_name_plugin())
                   if name in infos and "vmctl_complete" in hooks_of(pm, name)]
     facts = {"plugins": plugins, "kinds": kinds, "groups": groups,

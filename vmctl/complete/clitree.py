@@ -9,8 +9,11 @@ module; a TAB never does.
 What a parameter completes is decided here, from the parameter itself:
 
 * an enum-typed parameter completes its values (``--format text|json``);
-* a metavar (or name) that is a host-resource kind of the ``vmctl_complete`` hook
-  (:data:`HOST_KINDS`, e.g. ``APQN``, ``PCI_ADDRESS``) asks the plugins;
+* in a plugin's command group, an argument or option with a metavar of its own (not one
+  of click's generic ``TEXT``, ``PATH``, … :data:`GENERIC_METAVARS`) completes that host
+  resource: ``[APQN]...`` is the kind ``apqn``, ``PCI_ADDRESS`` the kind ``pci-address``,
+  answered by the plugins' ``vmctl_complete`` hook.  The kinds are the plugins' own words;
+  vmctl knows none of them;
 * a ``Path`` argument named ``path``/``paths`` completes machine files (``*.toml``) and
   folders; a ``DIR`` metavar or a ``*_root``/``*_dir`` name completes folders; another
   ``Path``, files;
@@ -30,8 +33,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-#: Host-resource kinds the ``vmctl_complete`` hook answers (see its docstring).
-HOST_KINDS = ("pci-address", "apqn", "adapter", "domain")
+#: Metavars that name a value's type, not a host resource (click's, and vmctl's ``DIR``).
+GENERIC_METAVARS = frozenset({"TEXT", "INTEGER", "FLOAT", "BOOLEAN", "PATH", "FILE", "DIR",
+                              "FILENAME", "DIRECTORY", "UUID", "NAME", "COMMAND", "ARGS",
+                              "VALUE", "OPTIONS", "INT"})
 
 #: ``"vmctl CMD --option"`` or ``"vmctl CMD ARG"`` → completer, where no convention applies.
 OVERRIDES = {"vmctl export --format": "export-format", "vmctl qmp COMMAND": "qmp-command"}
@@ -58,8 +63,20 @@ def _choices(annotation: Any) -> list[str]:
     return []
 
 
-def completer_of(path: str, param: Any) -> tuple[str, list[str]]:
-    """What ``param`` of command ``path`` (``"vmctl host apply"``) completes: ``(kind, choices)``."""
+def host_kind(metavar: str | None) -> str:
+    """The host-resource kind a plugin parameter's metavar names (``"[APQN]..."`` → ``"apqn"``),
+    or ``""`` for none or a generic one."""
+    word = (metavar or "").strip("[]. ").split("|")[0].strip("[]. ")
+    if not word or word.upper() in GENERIC_METAVARS or not word.replace("_", "").replace("-", "").isalnum():
+        return ""
+    return word.lower().replace("_", "-")
+
+
+def completer_of(path: str, param: Any, plugin: str = "") -> tuple[str, list[str]]:
+    """What ``param`` of command ``path`` (``"vmctl host apply"``) completes: ``(kind, choices)``.
+
+    ``plugin`` names the plugin whose command group ``path`` belongs to (``""`` for vmctl's
+    own commands): only there does a metavar name a host-resource kind."""
     is_option = param.param_type_name == "option"
     label = param.opts[0] if is_option else param.name.upper()
     if f"{path} {label}" in OVERRIDES:
@@ -71,10 +88,9 @@ def completer_of(path: str, param: Any) -> tuple[str, list[str]]:
     if choices:
         return "choice", choices
     name = param.name or ""
-    for word in (param.metavar or "", name):
-        kind = word.lower().replace("_", "-")
-        if kind in HOST_KINDS:
-            return f"host:{kind}", []
+    kind = host_kind(param.metavar) if plugin else ""
+    if kind:
+        return f"host:{kind}", []
     if param.metavar == "DIR" or name.endswith(("_root", "_dir")):
         return "dir", []
     if isinstance(annotation, type) and issubclass(annotation, Path):
@@ -93,8 +109,8 @@ def _first_line(text: str | None) -> str:
     return text.split("\n\n")[0].replace("\n", " ").split(". ")[0].rstrip(".")
 
 
-def _param(path: str, param: Any, ctx: Any) -> dict[str, Any]:
-    kind, choices = completer_of(path, param)
+def _param(path: str, param: Any, ctx: Any, plugin: str = "") -> dict[str, Any]:
+    kind, choices = completer_of(path, param, plugin)
     is_option = param.param_type_name == "option"
     out: dict[str, Any] = {
         "name": param.name,
@@ -128,8 +144,9 @@ def _node(name: str, path: str, cmd: Any, ctx: Any, plugin: str = "") -> Node:
         "help": (cmd.help or "").strip(),
         "short": _first_line(cmd.short_help or cmd.help),
         "plugin": plugin,
-        "options": [_param(path, p, ctx) for p in params if p.param_type_name == "option"],
-        "arguments": [_param(path, p, ctx) for p in params if p.param_type_name == "argument"],
+        "options": [_param(path, p, ctx, plugin) for p in params if p.param_type_name == "option"],
+        "arguments": [_param(path, p, ctx, plugin) for p in params
+                      if p.param_type_name == "argument"],
         "commands": [],
         "help_options": list(ctx.help_option_names) if cmd.add_help_option else [],
         "usage": cmd.get_help(ctx),
@@ -149,11 +166,14 @@ def _context(cmd: Any, name: str, parent: Any = None) -> Any:
     return click.Context(cmd, info_name=name, parent=parent, **settings)
 
 
-def command_tree() -> Node:
-    """The whole CLI: vmctl's own commands, then the built-in plugins' command groups.
+def command_tree(plugins: bool = True) -> Node:
+    """The whole CLI: vmctl's own commands, then (``plugins``) the command groups of the
+    plugins shipped in vmctl's distribution, for the CLI reference.
 
     Third-party groups are left out so the generated files do not depend on what happens
-    to be installed; they complete all the same, through :mod:`vmctl.complete.cache`.
+    to be installed.  The completion table holds vmctl's own commands only
+    (:func:`own_commands`): every plugin's group, built-in or not, completes through
+    :mod:`vmctl.complete.cache`.
     """
     import typer
 
@@ -170,18 +190,26 @@ def command_tree() -> Node:
         else:
             os.environ["_VMCTL_NO_PLUGIN_COMMANDS"] = saved
     root = _node("vmctl", "vmctl", root_cmd, _context(root_cmd, "vmctl"))
-    taken = {c["name"] for c in root["commands"]}
-    root["commands"] += plugin_groups(get_plugin_manager(), builtin=True, taken=taken)
+    if plugins:
+        taken = {c["name"] for c in root["commands"]}
+        root["commands"] += plugin_groups(get_plugin_manager(), builtin=True, taken=taken,
+                                          strict=True)
     return root
 
 
-def plugin_groups(pm: Any, *, builtin: bool, taken: set[str]) -> list[Node]:
-    """Nodes for the plugins' ``vmctl_cli_commands`` groups (built-in ones, or the others).
+def own_commands(tree: Node) -> Node:
+    """``tree`` without the plugins' command groups: what vmctl itself provides."""
+    return {**tree, "commands": [c for c in tree["commands"] if not c["plugin"]]}
+
+
+def plugin_groups(pm: Any, *, builtin: bool | None, taken: set[str],
+                  strict: bool = False) -> list[Node]:
+    """Nodes for the plugins' ``vmctl_cli_commands`` groups: the built-in plugins' ones
+    (``builtin=True``), the others (``False``) or all (``None``).
 
     A group whose name is ``taken`` is skipped, as the CLI does.  Importing a group's
-    factory may fail for a third-party plugin: that group is left out (and named on
-    stderr); for a built-in one the error propagates, since the docs must not silently
-    lose a command.
+    factory may fail: that group is left out (and named on stderr), unless ``strict``
+    (the docs must not silently lose a command), when the error propagates.
     """
     import importlib
     import sys
@@ -193,13 +221,13 @@ def plugin_groups(pm: Any, *, builtin: bool, taken: set[str]) -> list[Node]:
     nodes = []
     for spec in call_flat(pm, "vmctl_cli_commands"):
         info = pm.infos.get(spec.plugin)
-        if bool(info and info.builtin) != builtin or spec.name in taken:
+        if (builtin is not None and bool(info and info.builtin) != builtin) or spec.name in taken:
             continue
         try:
             mod, _, attr = spec.factory.partition(":")
             sub = typer.main.get_command(getattr(importlib.import_module(mod), attr))
         except Exception as exc:
-            if builtin:
+            if strict:
                 raise
             print(f"warning: plugin '{spec.plugin}' command '{spec.name}': cannot load "
                   f"{spec.factory} ({type(exc).__name__}: {exc})", file=sys.stderr)

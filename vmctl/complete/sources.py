@@ -55,7 +55,7 @@ def _facts(key: str) -> Any:
 
 
 def with_plugin_groups(table: dict[str, Any]) -> dict[str, Any]:
-    """``table`` plus the third-party plugins' command groups (from the cache)."""
+    """``table`` plus the plugins' command groups (from the cache)."""
     groups = {k: v for k, v in _facts("groups").items() if k not in table["commands"]}
     return {**table, "commands": {**table["commands"], **groups}} if groups else table
 

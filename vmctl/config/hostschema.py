@@ -30,8 +30,10 @@ BOOT = Section("boot", "Direct kernel boot and firmware.", (
     Option("kernel", "path", "guest kernel image (-kernel), relative to this file"),
     Option("initrd", "path", "initial ramdisk (-initrd), relative to this file"),
     Option("append", "str", "guest kernel command line (-append); used only with kernel", default=""),
-    Option("firmware", "str", "pseries firmware: slof (QEMU's default) or vof (fast, x-vof=on); "
-           "'default' elsewhere", default="default", choices=("default", "slof", "vof")),
+    Option("firmware", "str", "deprecated: the pseries firmware is [pseries] firmware now "
+           "(slof or vof)", default="default", choices=("default", "slof", "vof"),
+           deprecated="write [pseries] firmware instead (the pseries firmware belongs to the "
+                      "spapr-irq plugin)"),
 ), plugin="vmctl")
 
 SIM = Section("sim", "The embedded simulator (vmctl run --backend sim).", (

@@ -146,6 +146,10 @@ class Schema:
             elif opt.arches and arch in ARCHES and arch not in opt.arches:
                 out.append(self._err(m, "arch", full, f"{full} applies to {_list(opt.arches)} machines only",
                                      f"remove {key} for arch = \"{arch}\"", plugin))
+            if opt.deprecated and not problem:
+                out.append(self._err(m, "deprecated", full, f"{full} is deprecated: {opt.deprecated}",
+                                     f"move it; {full} still works in this release", plugin,
+                                     severity=Severity.NOTE))
         for opt in options:
             if opt.required and opt.name not in table:
                 out.append(self._err(m, "missing-key", prefix, f"{_where(prefix)} needs {opt.name!r} ({opt.help})",

@@ -79,12 +79,22 @@ def build_simulation(machine: Any, *, contributions: Iterable[tuple[str, Any]] =
     workload = get_workload(workload_name)
     arch = str(getattr(machine, "arch", "ppc64"))
     mtype = str(machine_value(machine, "machine.type", "") or "")
+    contributions = [(plugin, list(devs)) for plugin, devs in contributions]
+    # the firmware is a device's to say (spapr-irq: SLOF or VOF); else [boot] firmware, the
+    # deprecated key of vmctl 0.1, read for one more release
     firmware = machine_value(machine, "boot.firmware", None)
+    seconds = None
+    for _, devs in contributions:
+        for dev in devs:
+            said = dev.firmware() if callable(getattr(dev, "firmware", None)) else None
+            if said:
+                firmware, seconds = said
     events: list[tuple[str, dict[str, Any] | None]] = []
     emit = sink if sink is not None else (lambda e, d: events.append((e, d)))
     vm = SimVM(machine, seed=seed, workload=workload,
-               times=boot_times(arch, mtype, firmware, workload), sink=emit,
-               console=console, thread_base=thread_base)
+               times=boot_times(arch, mtype, firmware, workload, firmware_seconds=seconds),
+               sink=emit, console=console, thread_base=thread_base)
+    vm.firmware_name = str(firmware or "firmware")
     commands, infos = Dispatcher.reserved()
     devices = DeviceHost(console, commands, infos)
     vm.on_phase(devices.on_phase)

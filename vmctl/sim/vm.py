@@ -73,6 +73,8 @@ class SimVM:
         self._workload_rng = random.Random(f"{seed}/workload")
         self._sink = sink
         self._console = console
+        #: The firmware's name on the console; the builder sets the one a device declared.
+        self.firmware_name = str(machine_value(machine, "boot.firmware", None) or "firmware")
         ncpus = int(machine_value(machine, "machine.cpus", 1) or 1)
         self.cpus = [SimCpu(i, thread_base + i + 1, online=(i == 0)) for i in range(ncpus)]
         self._phase_listeners: list[Callable[[str], None]] = []
@@ -146,8 +148,7 @@ class SimVM:
                 cpu.online, cpu.load = cpu.index == 0, 0.0
             self._console("vmctl-sim: machine reset")
         elif name == Phase.FIRMWARE.value:
-            fw = machine_value(self.machine, "boot.firmware", None) or "firmware"
-            self._console(f"vmctl-sim: {fw} started on CPU 0")
+            self._console(f"vmctl-sim: {self.firmware_name} started on CPU 0")
         elif name == Phase.KERNEL.value:
             for cpu in self.cpus:
                 cpu.online = True

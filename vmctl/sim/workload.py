@@ -60,9 +60,12 @@ def get_workload(name: str) -> Workload:
 
 
 def boot_times(arch: str, machine_type: str, firmware: str | None,
-               workload: Workload) -> BootTimes:
-    """Virtual boot timings for a machine (see the module docstring)."""
-    if machine_type.startswith("pseries"):
+               workload: Workload, firmware_seconds: float | None = None) -> BootTimes:
+    """Virtual boot timings for a machine (see the module docstring); ``firmware_seconds``
+    is what a device said its firmware takes (:meth:`vmctl.types.SimDevice.firmware`)."""
+    if firmware_seconds is not None:
+        fw = firmware_seconds
+    elif machine_type.startswith("pseries"):
         fw = 0.1 if firmware == "vof" else 1.0
     elif arch == "s390x":
         fw = 0.05

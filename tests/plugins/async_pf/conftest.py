@@ -12,9 +12,9 @@ _PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 if str(_PLUGINS) not in sys.path:
     sys.path.insert(0, str(_PLUGINS))
 
-from vmctl_async_pf.config import ApfConfig  # noqa: E402
-from vmctl_async_pf.host import HostApf  # noqa: E402
-from vmctl_async_pf.protocol import (  # noqa: E402
+from vmctl_async_pf.model.config import ApfConfig  # noqa: E402
+from vmctl_async_pf.model.kvm import HostApf  # noqa: E402
+from vmctl_async_pf.model.protocol import (  # noqa: E402
     ARM64_RFCV2, ASYNC_PF_DELIVERY_AS_INT, ASYNC_PF_ENABLED, HYPERVISOR_CALLBACK_VECTOR,
     MSR_KVM_ASYNC_PF_EN, MSR_KVM_ASYNC_PF_INT, X86_64_MERGED,
 )

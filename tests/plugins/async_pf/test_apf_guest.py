@@ -7,8 +7,8 @@ import errno
 import pytest
 
 from vmctl.model import ModelError
-from vmctl_async_pf.guest import AbortOutcome, GuestApf
-from vmctl_async_pf.protocol import (
+from vmctl_async_pf.model.guest import AbortOutcome, GuestApf
+from vmctl_async_pf.model.protocol import (
     ARM64_RFCV2, PAGE_NOT_PRESENT, PAGE_READY, WAKE_ALL_TOKEN, X86_64_MERGED, ControlBlock,
     FaultContext,
 )

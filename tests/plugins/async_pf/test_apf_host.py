@@ -7,8 +7,8 @@ import errno
 import pytest
 
 from vmctl.model import ModelError
-from vmctl_async_pf.host import HostApf, HostApfState
-from vmctl_async_pf.protocol import (
+from vmctl_async_pf.model.kvm import HostApf, HostApfState
+from vmctl_async_pf.model.protocol import (
     ARM64_RFCV2, ARM64_UPSTREAM, ASYNC_PF_DELIVERY_AS_INT, ASYNC_PF_ENABLED, ASYNC_PF_SEND_ALWAYS,
     HYPERVISOR_CALLBACK_VECTOR, KVM_FEATURE_ASYNC_PF, MSR_KVM_ASYNC_PF_ACK, MSR_KVM_ASYNC_PF_EN,
     MSR_KVM_ASYNC_PF_INT, PAGE_NOT_PRESENT, PAGE_READY, SMCCC_KVM_RFC_APF, WAKE_ALL_TOKEN,

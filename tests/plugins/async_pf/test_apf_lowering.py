@@ -8,7 +8,7 @@ import pytest
 
 from vmctl.qemu.argv import build_argv
 from vmctl.types import CpuProp, KernelArg
-from vmctl_async_pf.qemu import qemu_fragments
+from vmctl_async_pf.qemu import qemu_args as qemu_fragments
 
 MACHINE = '''[machine]
 name = "g"

@@ -8,11 +8,11 @@ from dataclasses import replace
 import pytest
 
 from vmctl.model import ModelError
-from vmctl_async_pf.config import ApfConfig, ProtocolCosts
-from vmctl_async_pf.model import AsyncPfModel
-from vmctl_async_pf.protocol import ARM64_RFCV2, X86_64_MERGED
-from vmctl_async_pf.simulation import ApfSimulation
-from vmctl_async_pf.workload import ContextMix, MemoryPressure, SwapInLatency, Workload
+from vmctl_async_pf.model.config import ApfConfig, ProtocolCosts
+from vmctl_async_pf.model.machine import AsyncPfModel
+from vmctl_async_pf.model.protocol import ARM64_RFCV2, X86_64_MERGED
+from vmctl_async_pf.model.simulation import ApfSimulation
+from vmctl_async_pf.model.workload import ContextMix, MemoryPressure, SwapInLatency, Workload
 
 MS = 1_000_000
 FREE = ProtocolCosts(not_present_ns=0, ready_ns=0)

@@ -6,8 +6,10 @@ import asyncio
 
 from textual.app import App, ComposeResult
 
+from vmctl.api import LiveState
 from vmctl.sim.build import build_simulation
-from vmctl_async_pf.panel import ApfPanel, headline, vcpu_line
+from vmctl_async_pf.live import headline
+from vmctl_async_pf.panel import ApfPanel, vcpu_line
 from vmctl_async_pf.plugin import vmctl_live_probe, vmctl_tui_panels
 from vmctl_async_pf.settings import read
 from vmctl_async_pf.sim import AsyncPfDevice
@@ -57,15 +59,15 @@ def test_panel_shows_rates_tokens_and_lost_time_with_and_without(machine_from_to
         async with app.run_test() as pilot:
             panel = app.query_one(ApfPanel)
             panel.sampled_at = 1.0
-            panel.update_state(first)
+            panel.set(LiveState(first, backend="sim"))
             panel.sampled_at = 2.0
-            panel.update_state(second)
+            panel.set(LiveState(second, backend="sim"))
             await pilot.pause()
             assert panel.query_one("#apf-protocol").value.startswith("[b]arm64-apf-rfcv2[/b] (never merged)")
             assert panel.history("async_faults") == [float(second["async_faults"] - first["async_faults"])]
             assert "[b]helps[/b]" in panel.query_one("#apf-lost").value
             assert panel.query_one("#apf-vcpus").value.startswith("cpu0 enabled")
-            panel.update_state(QEMU)
+            panel.set(LiveState(QEMU, backend="qemu"))
             assert "kvm-asyncpf=off" in panel.query_one("#apf-protocol").value
             assert "without KVM" in panel.query_one("#apf-lost").value
     asyncio.run(scenario())
@@ -73,8 +75,8 @@ def test_panel_shows_rates_tokens_and_lost_time_with_and_without(machine_from_to
 
 def test_headline_for_top(machine_from_toml) -> None:  # type: ignore[no-untyped-def]
     _, state = sim_states(machine_from_toml)
-    assert headline(state).endswith(" helps")
-    assert headline(QEMU) == "off/off" and headline({}) == "-"
+    assert headline(LiveState(state, backend="sim")).endswith(" helps")
+    assert headline(LiveState(QEMU, backend="qemu")) == "off/off" and headline(LiveState({}, backend="sim")) == "-"
 
 
 def test_vcpu_line_marks_stuck_vcpus() -> None:

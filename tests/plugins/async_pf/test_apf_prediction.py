@@ -6,7 +6,7 @@ import json
 
 from tests.conftest import run_vmctl
 from vmctl.types import ValidationContext
-from vmctl_async_pf.prediction import machine_prediction
+from vmctl_async_pf.predict import predict as machine_prediction
 
 X86 = '''[machine]
 name = "x"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vmctl_async_pf.config import ApfConfig, GuestProfile, ProtocolCosts
-from vmctl_async_pf.model import AsyncPfModel
-from vmctl_async_pf.protocol import ARM64_RFCV2, X86_64_MERGED
-from vmctl_async_pf.workload import ContextMix, MemoryPressure, SwapInLatency, Workload
+from vmctl_async_pf.model.config import ApfConfig, GuestProfile, ProtocolCosts
+from vmctl_async_pf.model.machine import AsyncPfModel
+from vmctl_async_pf.model.protocol import ARM64_RFCV2, X86_64_MERGED
+from vmctl_async_pf.model.workload import ContextMix, MemoryPressure, SwapInLatency, Workload
 
 MS = 1_000_000
 

@@ -8,14 +8,15 @@ from dataclasses import replace
 import pytest
 
 from vmctl.model import ModelError
-from vmctl_async_pf.config import ApfConfig, GuestProfile, HostProfile
-from vmctl_async_pf.guest import GuestApf
-from vmctl_async_pf.host import HostApf, HostApfState
-from vmctl_async_pf.model import AsyncPfModel, TaskState, VcpuState
-from vmctl_async_pf.protocol import (
+from vmctl_async_pf.model.config import ApfConfig, GuestProfile, HostProfile
+from vmctl_async_pf.model.guest import GuestApf
+from vmctl_async_pf.model.kvm import HostApf, HostApfState
+from vmctl_async_pf.model.machine import AsyncPfModel
+from vmctl_async_pf.model.protocol import (
     ARM64_RFCV2, ARM64_UPSTREAM, PAGE_NOT_PRESENT, SMCCC_KVM_RFC_APF, WAKE_ALL_TOKEN, FaultContext,
 )
-from vmctl_async_pf.workload import ContextMix, MemoryPressure, SwapInLatency, Workload
+from vmctl_async_pf.model.vcpu import TaskState, VcpuState
+from vmctl_async_pf.model.workload import ContextMix, MemoryPressure, SwapInLatency, Workload
 
 MS = 1_000_000
 USER_ONLY = ContextMix(user=1.0, kernel=0.0)

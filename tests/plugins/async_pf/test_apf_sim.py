@@ -8,13 +8,13 @@ import pytest
 
 from vmctl.sim.build import build_simulation
 from vmctl.sim.qmp import QMPError
-from vmctl_async_pf.config import ApfConfig
+from vmctl_async_pf.live import CPU0_PATH, parse_qemu
+from vmctl_async_pf.model.config import ApfConfig
+from vmctl_async_pf.model.protocol import ARM64_RFCV2
+from vmctl_async_pf.model.workload import ContextMix, MemoryPressure, SwapInLatency, Workload
 from vmctl_async_pf.plugin import vmctl_live_probe, vmctl_sim_devices
-from vmctl_async_pf.probe import CPU0_PATH, parse_qemu
-from vmctl_async_pf.protocol import ARM64_RFCV2
 from vmctl_async_pf.settings import read
 from vmctl_async_pf.sim import COMMAND, EVENT, STUCK_EVENT, AsyncPfDevice
-from vmctl_async_pf.workload import ContextMix, MemoryPressure, SwapInLatency, Workload
 
 ARM = '''[machine]
 name = "arm"

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import run_vmctl
 from vmctl.types import Severity, ValidationContext
-from vmctl_async_pf.validate import validate
+from vmctl_async_pf.validate import validate_machine as validate
 
 X86 = '''[machine]
 name = "x"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmctl_spapr_irq.model import HostKvm, KvmVm
+from vmctl_spapr_irq.model.kvm import HostKvm, KvmVm
 
 
 @pytest.fixture

@@ -6,13 +6,13 @@ import itertools
 
 import pytest
 
-from vmctl_spapr_irq.cas import (
+from vmctl_spapr_irq.model.cas import (
     MSG_BROKEN_RELEASE, MSG_GUEST_XICS, MSG_NO_XIVE_CAP, MSG_SPLIT, MSG_XIVE_NEEDS_P9,
     append_disables_xive, cpu_generation, effective_generation, guest_answer, predict,
 )
-from vmctl_spapr_irq.guest_boot import boot_guest
-from vmctl_spapr_irq.machine import IrqConfig, QemuExit, SpaprIrqMachine
-from vmctl_spapr_irq.model import HostKvm
+from vmctl_spapr_irq.model.guest import boot_guest
+from vmctl_spapr_irq.model.kvm import HostKvm
+from vmctl_spapr_irq.model.spapr import IrqConfig, QemuExit, SpaprIrqMachine
 
 
 def tcg(ic_mode: str, cpu: str = "power9", append: str | None = "console=hvc0",

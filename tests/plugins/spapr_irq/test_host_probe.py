@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmctl_spapr_irq.constants import KVM_CAP_PPC_IRQ_XIVE
 from vmctl_spapr_irq.host import KVM_CAP_MAX_VCPUS, kernel_at_least, probe
+from vmctl_spapr_irq.model.constants import KVM_CAP_PPC_IRQ_XIVE
 
 
 def caps(values: dict[int, int]):

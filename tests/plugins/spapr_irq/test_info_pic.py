@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from vmctl_spapr_irq.guest_boot import boot_guest
-from vmctl_spapr_irq.info_pic import format_info_pic, parse_info_pic, summarize
-from vmctl_spapr_irq.machine import IrqConfig, SpaprIrqMachine
+from vmctl_spapr_irq.model.guest import boot_guest
+from vmctl_spapr_irq.model.info_pic import format_info_pic, parse_info_pic, summarize
+from vmctl_spapr_irq.model.spapr import IrqConfig, SpaprIrqMachine
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,11 +7,11 @@ import errno
 import pytest
 
 from vmctl.model import ModelError
-from vmctl_spapr_irq.constants import (
+from vmctl_spapr_irq.model.constants import (
     KVM_CAP_IRQ_XICS, KVM_CAP_PPC_IRQ_XIVE, KVM_DEV_TYPE_XICS, KVM_DEV_TYPE_XIVE, IrqType, SlotState,
     slot_index,
 )
-from vmctl_spapr_irq.model import HostKvm, KvmVm
+from vmctl_spapr_irq.model.kvm import HostKvm, KvmVm
 
 
 def errno_of(fn, *args) -> int:

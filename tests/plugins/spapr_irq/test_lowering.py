@@ -8,7 +8,7 @@ import pytest
 
 from vmctl.qemu.argv import build_argv
 from vmctl.types import MachineProp
-from vmctl_spapr_irq.qemu import machine_props
+from vmctl_spapr_irq.qemu import qemu_args as machine_props
 
 MACHINE = """
 [machine]

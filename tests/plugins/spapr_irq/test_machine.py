@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from vmctl_spapr_irq.cas import MSG_BROKEN_RELEASE, MSG_GUEST_INVALID, MSG_GUEST_XICS, MSG_XIVE_NEEDS_P9
-from vmctl_spapr_irq.constants import IrqType, SlotState
-from vmctl_spapr_irq.guest_boot import boot_guest
-from vmctl_spapr_irq.info_pic import format_info_pic
-from vmctl_spapr_irq.machine import IrqConfig, MachineState, QemuExit, SpaprIrqMachine
-from vmctl_spapr_irq.model import HostKvm
+from vmctl_spapr_irq.model.cas import MSG_BROKEN_RELEASE, MSG_GUEST_INVALID, MSG_GUEST_XICS, MSG_XIVE_NEEDS_P9
+from vmctl_spapr_irq.model.constants import IrqType, SlotState
+from vmctl_spapr_irq.model.guest import boot_guest
+from vmctl_spapr_irq.model.info_pic import format_info_pic
+from vmctl_spapr_irq.model.kvm import HostKvm
+from vmctl_spapr_irq.model.spapr import IrqConfig, MachineState, QemuExit, SpaprIrqMachine
 
 
 def kvm_machine(ic_mode: str = "dual", host: HostKvm | None = None, **kw) -> SpaprIrqMachine:

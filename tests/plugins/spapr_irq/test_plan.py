@@ -36,7 +36,7 @@ def test_plan_refuses_a_machine_qemu_would_refuse(vmctl, tmp_path) -> None:
 
 
 def test_prediction_error_is_in_the_json_when_qemu_would_refuse(machine_from_toml) -> None:
-    from vmctl_spapr_irq.prediction import machine_prediction
+    from vmctl_spapr_irq.predict import predict as machine_prediction
 
     m = machine_from_toml('[machine]\nname = "bad"\narch = "ppc64"\ntype = "pseries"\ncpu = "power8"\n'
                           'accel = "tcg"\n[irq]\nic-mode = "xive"\n')

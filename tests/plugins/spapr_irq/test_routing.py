@@ -7,11 +7,11 @@ import errno
 import pytest
 
 from vmctl.model import ModelError
-from vmctl_spapr_irq.constants import (
+from vmctl_spapr_irq.model.constants import (
     KVM_DEV_TYPE_XICS, KVM_DEV_TYPE_XIVE, PQ_OFF, PQ_PENDING, PQ_QUEUED, PQ_RESET,
 )
-from vmctl_spapr_irq.model import KvmVm
-from vmctl_spapr_irq.routing import XicsRouting, XiveRouting
+from vmctl_spapr_irq.model.kvm import KvmVm
+from vmctl_spapr_irq.model.routing import XicsRouting, XiveRouting
 
 
 @pytest.fixture

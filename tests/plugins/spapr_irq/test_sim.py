@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from vmctl.sim.build import build_simulation
-from vmctl_spapr_irq.info_pic import parse_info_pic
 from vmctl_spapr_irq.live import live_probe
-from vmctl_spapr_irq.prediction import machine_prediction
+from vmctl_spapr_irq.model.info_pic import parse_info_pic
+from vmctl_spapr_irq.predict import predict as machine_prediction
 from vmctl_spapr_irq.sim import EVENT, sim_devices
 
 PSERIES = """

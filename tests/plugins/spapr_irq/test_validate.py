@@ -7,7 +7,7 @@ import pytest
 from vmctl.types import ValidationContext
 from vmctl_spapr_irq import host as host_mod
 from vmctl_spapr_irq.host import HostProbe
-from vmctl_spapr_irq.validate import validate
+from vmctl_spapr_irq.validate import validate_machine as validate
 
 BASE = """
 [machine]

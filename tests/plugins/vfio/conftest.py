@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from vmctl_vfio import uapi as u
-from vmctl_vfio.container import Container, Group, GroupDevice, VfioHost
-from vmctl_vfio.mm import Process
+from vmctl_vfio.model import uapi as u
+from vmctl_vfio.model.container import Container, Group, GroupDevice, VfioHost
+from vmctl_vfio.model.mm import Process
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -7,9 +7,9 @@ import errno
 import pytest
 
 from vmctl.model import ModelError
-from vmctl_vfio import uapi as u
-from vmctl_vfio.container import ContainerState, Group, GroupDevice, GroupState, VfioHost
-from vmctl_vfio.mm import Process
+from vmctl_vfio.model import uapi as u
+from vmctl_vfio.model.container import ContainerState, Group, GroupDevice, GroupState, VfioHost
+from vmctl_vfio.model.mm import Process
 
 from .conftest import NIC, RAM, MiB, Session
 

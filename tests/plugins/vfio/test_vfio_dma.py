@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmctl.model import ModelError
-from vmctl_vfio import uapi as u
-from vmctl_vfio.container import Group, GroupDevice, VfioHost
-from vmctl_vfio.dma import DmaSpace
-from vmctl_vfio.mm import Process, VmaKind
+from vmctl_vfio.model import uapi as u
+from vmctl_vfio.model.container import Group, GroupDevice, VfioHost
+from vmctl_vfio.model.dma import DmaSpace
+from vmctl_vfio.model.mm import Process, VmaKind
 
 from .conftest import RAM, GiB, MiB, Session
 

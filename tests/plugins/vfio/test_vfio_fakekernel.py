@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vmctl.host.sysfs import Sysfs
-from vmctl_vfio.fakekernel import handlers
+from vmctl_vfio.fakesys import fake_kernel as handlers
 from vmctl_vfio.fakesys import host_scenario, no_iommu_scenario, viable_scenario
 from vmctl_vfio.host import read_host
 

@@ -12,11 +12,11 @@ import pytest
 from tests.conftest import run_vmctl
 from vmctl.errors import VmctlError
 from vmctl.host.sysfs import Sysfs
-from vmctl_vfio.fakekernel import handlers
+from vmctl_vfio.fakesys import fake_kernel as handlers
 from vmctl_vfio.fakesys import (build_host, desktop, host_scenario, no_iommu_scenario,
                                 viable_scenario)
 from vmctl_vfio.host import read_host
-from vmctl_vfio.hostplan import plan_steps
+from vmctl_vfio.hostplan import host_steps as plan_steps
 
 from .test_vfio_validate import machine_text
 

@@ -9,11 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmctl.model import ModelError
-from vmctl_vfio import uapi as u
-from vmctl_vfio.container import Group, GroupDevice, VfioHost
-from vmctl_vfio.intervals import RunSet
-from vmctl_vfio.iopf import device_access
-from vmctl_vfio.mm import Process
+from vmctl_vfio.model import uapi as u
+from vmctl_vfio.model.container import Group, GroupDevice, VfioHost, device_access
+from vmctl_vfio.model.intervals import RunSet
+from vmctl_vfio.model.mm import Process
 
 from .conftest import NIC, RAM, GiB, MiB, Session
 

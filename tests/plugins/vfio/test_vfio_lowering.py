@@ -14,8 +14,8 @@ from tests.conftest import run_vmctl
 from vmctl.export.libvirt import render_libvirt
 from vmctl.host.sysfs import Sysfs
 from vmctl.qemu.argv import build_argv
+from vmctl_vfio.complete import complete_pci
 from vmctl_vfio.fakesys import host_scenario, no_iommu_scenario
-from vmctl_vfio.hostcheck import complete_pci
 
 from .test_vfio_validate import machine_text
 

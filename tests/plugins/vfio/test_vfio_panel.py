@@ -12,13 +12,14 @@ from textual.app import App, ComposeResult
 from textual.widgets import Sparkline
 
 from tests.tui.conftest import wait_for
+from vmctl.api import LiveState
 from vmctl.runtime.instance import Instance
 from vmctl.sim.build import build_simulation
 from vmctl.tui.feed import InstanceFeed
 from vmctl.tui.monitor import MonitorApp
 from vmctl.tui.target import load_target
-from vmctl_vfio.panel import VfioPanel, bar, headline
-from vmctl_vfio.probe import live_probe
+from vmctl_vfio.live import headline, live_probe
+from vmctl_vfio.panel import VfioPanel, bar
 from vmctl_vfio.sim import sim_devices
 
 from .test_vfio_validate import machine_text
@@ -53,7 +54,7 @@ def test_panel_shows_rampup_sparkline_and_memory(live_state) -> None:
         app = Host()
         async with app.run_test() as pilot:
             panel = app.query_one(VfioPanel)
-            panel.update_state(state)
+            panel.set(LiveState(state, backend="sim"))
             await pilot.pause()
             assert panel.query_one("#vfio-memory").value == "1024 MiB guest RAM, 0 MiB locked"
             assert panel.query_one("#vfio-dev-0").value.startswith(
@@ -76,12 +77,12 @@ def test_pinned_device_has_no_fault_chart(live_state) -> None:
         app = Host()
         async with app.run_test() as pilot:
             panel = app.query_one(VfioPanel)
-            panel.update_state(state)
+            panel.set(LiveState(state, backend="sim"))
             await pilot.pause()
             assert not panel.query_one("#vfio-rate-0").display
             assert panel.query_one("#vfio-mem-0").value.startswith(
                 "mapped 1024 of 1024 MiB (100%) ▕██████████▏  locked 1024 MiB")
-            panel.update_state(QEMU)
+            panel.set(LiveState(QEMU, backend="qemu"))
             assert panel.query_one("#vfio-dev-0").value == \
                 "[b]gpu0[/b] 0000:01:00.0 · type1 · in guest at 01:00.0"
             assert not panel.query_one("#vfio-mem-0").display
@@ -91,10 +92,12 @@ def test_pinned_device_has_no_fault_chart(live_state) -> None:
 def test_headline(live_state) -> None:
     iopf = live_state(machine_text(IOPF, memory="1G"), 6)
     rate = iopf["devices"][0]["fault_rate"]
-    assert headline(iopf).startswith(f"{rate} f/s, ") and headline(iopf).endswith("% mapped")
+    assert headline(LiveState(iopf, backend="sim")).startswith(f"{rate} f/s, ") and \
+        headline(LiveState(iopf, backend="sim")).endswith("% mapped")
     pinned = live_state(machine_text('host = "0000:01:00.0"', memory="2G"), 3)
-    assert headline(pinned) == "2.0G pinned"
-    assert headline(QEMU) == "1/1 in guest" and headline({}) == "-"
+    assert headline(LiveState(pinned, backend="sim")) == "2.0G pinned"
+    assert headline(LiveState(QEMU, backend="qemu")) == "1/1 in guest" and \
+        headline(LiveState({}, backend="sim")) == "-"
 
 
 def test_bar() -> None:

@@ -7,8 +7,8 @@ import errno
 import pytest
 
 from vmctl.model import ModelError
-from vmctl_vfio import uapi as u
-from vmctl_vfio.pcidev import PciFunction, VfioPciDevice
+from vmctl_vfio.model import uapi as u
+from vmctl_vfio.model.pcidev import PciFunction, VfioPciDevice
 
 EVENTFD = u.VFIO_IRQ_SET_DATA_EVENTFD | u.VFIO_IRQ_SET_ACTION_TRIGGER
 DISABLE = u.VFIO_IRQ_SET_DATA_NONE | u.VFIO_IRQ_SET_ACTION_TRIGGER

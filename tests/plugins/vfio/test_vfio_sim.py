@@ -10,8 +10,8 @@ import pytest
 from tests.runtime.conftest import cli, cli_ok, kill_leftovers, state_dir
 from vmctl.sim.build import build_simulation
 from vmctl.sim.qmp import QMPError
-from vmctl_vfio.devices import vfio_devices
-from vmctl_vfio.probe import live_probe, parse_query_pci
+from vmctl_vfio.live import live_probe, parse_query_pci
+from vmctl_vfio.settings import vfio_devices
 from vmctl_vfio.sim import EVENT, sim_devices
 
 from .test_vfio_validate import machine_text

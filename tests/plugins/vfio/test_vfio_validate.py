@@ -10,10 +10,10 @@ import pytest
 from tests.conftest import run_vmctl
 from vmctl.host.sysfs import Sysfs
 from vmctl.types import ValidationContext
-from vmctl_vfio.fakekernel import handlers
+from vmctl_vfio.fakesys import fake_kernel as handlers
 from vmctl_vfio.fakesys import (host_scenario, iommufd_scenario, no_iommu_scenario,
                                 nonviable_scenario, viable_scenario)
-from vmctl_vfio.validate import validate, validate_fleet
+from vmctl_vfio.validate import validate_fleet, validate_machine as validate
 
 GPU_MACHINE = """
 [machine]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vmctl_vfio.workload import Pattern, WorkloadSpec, q35_ram_layout, rampup
+from vmctl_vfio.model.workload import Pattern, WorkloadSpec, q35_ram_layout, rampup
 
 from .conftest import GiB, MiB
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MACHINES, run_vmctl
-from vmctl_vfio_ap.device import derived_uuid
 from vmctl_vfio_ap.fakesys import MdevSpec, build_host, snapshot
+from vmctl_vfio_ap.settings import derived_uuid
 
 CRYPTO = str(MACHINES / "s390-crypto.toml")
 UUID = derived_uuid("s390-crypto")
@@ -190,7 +190,7 @@ def test_prediction_with_the_host_runs_the_plan_on_the_model(tmp_path: Path) -> 
     from vmctl.host.sysfs import Sysfs
     from vmctl.plugins import get_plugin_manager
     from vmctl.types import ValidationContext
-    from vmctl_vfio_ap.hostplan import predict
+    from vmctl_vfio_ap.predict import predict
 
     root = tmp_path / "host"
     build_host(root, adapters=(5, 6), domains=(4, 0xAB), unbound=["06.00ab"])

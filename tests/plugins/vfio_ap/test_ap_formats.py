@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vmctl.model import ModelError
-from vmctl_vfio_ap import masks as M
+from vmctl_vfio_ap.model import masks as M
 
 ids_st = st.sets(st.integers(0, 255), max_size=40)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from vmctl.host.sysfs import Sysfs, mark_fake
-from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.fakesys import UUID_A, UUID_B, MdevSpec, build_host, desired_tree, snapshot
 from vmctl_vfio_ap.host import guest_name, load_system, read_host
-from vmctl_vfio_ap.system import AP_BUS, MATRIX, TYPE_DIR
+from vmctl_vfio_ap.model import masks as M
+from vmctl_vfio_ap.model.system import AP_BUS, MATRIX, TYPE_DIR
 
 
 def link(root: Path, kpath: str) -> str:

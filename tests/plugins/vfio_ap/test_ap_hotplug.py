@@ -7,9 +7,9 @@ import errno
 import pytest
 
 from vmctl.model import ModelError
-from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.fakesys import NOT_HOST, UUID_A, UUID_B, MdevSpec, build_system
-from vmctl_vfio_ap.system import AP_BUS, MATRIX, TYPE_DIR, ApSystem
+from vmctl_vfio_ap.model import masks as M
+from vmctl_vfio_ap.model.system import AP_BUS, MATRIX, TYPE_DIR, ApSystem
 
 UUID_C = "0b9b4f4e-3c0e-4a53-9b43-44c1a2d5e2aa"
 

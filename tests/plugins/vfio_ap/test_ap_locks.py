@@ -11,9 +11,9 @@ import pytest
 
 from vmctl.model import ModelError
 from vmctl_vfio_ap.fakesys import NOT_HOST, UUID_A, MdevSpec, build_system
-from vmctl_vfio_ap.locks import (Acquire, Interleaver, LockChecker, LockClass, LockingModel,
-                                 LockOrderError, Op, Release, run)
-from vmctl_vfio_ap.system import AP_BUS, MATRIX, ApSystem
+from vmctl_vfio_ap.model.locks import (Acquire, Interleaver, LockChecker, LockClass, LockingModel,
+                                       LockOrderError, Op, Release, run)
+from vmctl_vfio_ap.model.system import AP_BUS, MATRIX, ApSystem
 
 G, K, MD, P, H = (LockClass.GUESTS, LockClass.KVM, LockClass.MDEVS, LockClass.AP_PERMS,
                   LockClass.PQAP_HOOK)

@@ -6,7 +6,9 @@ import asyncio
 
 from textual.app import App, ComposeResult
 
-from vmctl_vfio_ap.panel import ApPanel, headline
+from vmctl.api import LiveState
+from vmctl_vfio_ap.live import headline
+from vmctl_vfio_ap.panel import ApPanel
 
 SIM = {"source": "sim", "uuid": "2e3b0414-7f93-534b-885e-5226b918d619", "state": "in-use",
        "matrix": ["05.0004", "05.00ab", "06.0004", "06.00ab"], "guest_apqns": ["05.0004", "05.00ab"],
@@ -31,9 +33,9 @@ def test_panel_shows_guest_view_filtered_apqns_counters_and_rate() -> None:
         async with app.run_test() as pilot:
             panel = app.query_one(ApPanel)
             panel.sampled_at = 1.0
-            panel.update_state(SIM)
+            panel.set(LiveState(SIM, backend="sim"))
             panel.sampled_at = 2.0
-            panel.update_state({**SIM, "requests": 500})
+            panel.set(LiveState({**SIM, "requests": 500}, backend="sim"))
             await pilot.pause()
             assert panel.query_one("#ap-guest").value == \
                 "[b]2[/b] of 4 APQNs: 05.0004, 05.00ab; control domains 0004"
@@ -43,18 +45,19 @@ def test_panel_shows_guest_view_filtered_apqns_counters_and_rate() -> None:
             assert panel.query_one("#ap-hotplug").value == "plug 2 assign · unplug 1 queue-remove"
             assert panel.query_one("#ap-resets").value == "3 (1 failed)"
             assert panel.history("requests") == [400.0]
-            panel.update_state({**SIM, "filtered": [], "guest_apqns": SIM["matrix"]})
+            panel.set(LiveState({**SIM, "filtered": [], "guest_apqns": SIM["matrix"]}, backend="sim"))
             assert not panel.query_one("#ap-filtered").display
-            panel.update_state(QEMU)
+            panel.set(LiveState(QEMU, backend="qemu"))
             assert panel.query_one("#ap-mdev").value.endswith("(QEMU)")
             assert not panel.query_one("#ap-rate").display
     asyncio.run(scenario())
 
 
 def test_headline() -> None:
-    assert headline(SIM) == "2/4 apqn"
-    assert headline(QEMU) == "vfio-ap" and headline({"source": "info qtree"}) == "-"
-    assert headline({}) == "-"
+    assert headline(LiveState(SIM, backend="sim")) == "2/4 apqn"
+    assert headline(LiveState(QEMU, backend="qemu")) == "vfio-ap" and \
+        headline(LiveState({"source": "info qtree"}, backend="qemu")) == "-"
+    assert headline(LiveState({}, backend="sim")) == "-"
 
 
 def test_the_hook_names_an_importable_panel_only_for_vfio_ap_machines(machine_from_toml) -> None:
@@ -68,6 +71,6 @@ def test_the_hook_names_an_importable_panel_only_for_vfio_ap_machines(machine_fr
     (spec,) = plugin.vmctl_tui_panels(crypto)
     module, _, attr = spec.factory.partition(":")
     assert getattr(importlib.import_module(module), attr) is ApPanel
-    assert spec.headline(SIM) == "2/4 apqn"
+    assert spec.headline(LiveState(SIM, backend="sim")) == "2/4 apqn"
     plain = machine_from_toml(f'include = ["{MACHINES}/base/s390.toml"]\n[machine]\nname = "plain"\n')
     assert plugin.vmctl_tui_panels(plain) is None

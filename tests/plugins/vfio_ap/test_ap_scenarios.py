@@ -14,11 +14,11 @@ import pytest
 
 from vmctl.host.sysfs import Sysfs
 from vmctl.model import ModelError
-from vmctl_vfio_ap import masks as M
 from vmctl_vfio_ap.fakesys import (NOT_HOST, SCENARIOS, UUID_A, UUID_B, MdevSpec, build_scenario,
                                    build_system, scenario_system, snapshot)
-from vmctl_vfio_ap.locks import Interleaver, LockingModel
-from vmctl_vfio_ap.system import AP_BUS, MATRIX, ApSystem
+from vmctl_vfio_ap.model import masks as M
+from vmctl_vfio_ap.model.locks import Interleaver, LockingModel
+from vmctl_vfio_ap.model.system import AP_BUS, MATRIX, ApSystem
 
 
 def mdev_path(uuid: str, attr: str) -> str:

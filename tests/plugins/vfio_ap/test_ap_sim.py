@@ -10,8 +10,8 @@ import pytest
 from tests.conftest import MACHINES
 from vmctl.sim.build import build_simulation
 from vmctl.sim.qmp import QMPError
-from vmctl_vfio_ap.device import derived_uuid
 from vmctl_vfio_ap.live import live_probe, parse_qtree
+from vmctl_vfio_ap.settings import derived_uuid
 from vmctl_vfio_ap.sim import EVENT_HOTPLUG, EVENT_RESET, sim_devices
 
 CRYPTO = f'include = ["{MACHINES}/base/s390.toml"]\n' + (MACHINES / "s390-crypto.toml").read_text().split(

@@ -12,10 +12,12 @@ from tests.conftest import MACHINES
 from vmctl.host.sysfs import Sysfs, mark_fake
 from vmctl.types import ValidationContext
 from vmctl_vfio_ap.complete import complete
-from vmctl_vfio_ap.device import ap_devices, derived_uuid
 from vmctl_vfio_ap.fakesys import MdevSpec, build_host
-from vmctl_vfio_ap.hostplan import host_facts, plan_steps
-from vmctl_vfio_ap.validate import validate, validate_fleet
+from vmctl_vfio_ap.host import host_check as host_facts
+from vmctl_vfio_ap.hostplan import host_steps as plan_steps
+from vmctl_vfio_ap.settings import ap_devices, derived_uuid
+from vmctl_vfio_ap.validate import validate_fleet
+from vmctl_vfio_ap.validate import validate_machine as validate
 
 BASE = f'include = ["{MACHINES}/base/s390.toml"]\n'
 
