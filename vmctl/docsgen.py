@@ -123,7 +123,8 @@ def _allowed(opt: Any) -> str:
 def _options_table(options: Iterable[Any]) -> list[str]:
     rows = ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
     for o in options:
-        rows.append(f"| `{o.name}` | {o.type} | {_default(o)} | {_allowed(o)} | {_cell(o.help)} |")
+        meaning = _cell(o.help) + (f" **Deprecated:** {_cell(o.deprecated)}" if o.deprecated else "")
+        rows.append(f"| `{o.name}` | {o.type} | {_default(o)} | {_allowed(o)} | {meaning} |")
     return rows + [""]
 
 

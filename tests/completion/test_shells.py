@@ -56,6 +56,16 @@ def test_bash_pci_addresses_from_the_host_tree(shells, fake_sysfs):
     assert got == ["00:1f.3", "01:00.0", "01:00.1", "03:00.0"]  # bridges are not offered
 
 
+def test_bash_built_in_plugin_groups_complete_from_the_plugins_not_the_table(shells, fake_sysfs):
+    """``ap``/``vfio`` are not in vmctl's own table; their words and host kinds still complete."""
+    fake_sysfs.pci("viable")
+    root = str(fake_sysfs.root)
+    assert {"ap", "vfio"} <= set(shells.bash("vmctl", ""))
+    assert shells.bash("vmctl", "vfio", "") == ["show"]
+    got = shells.bash("vmctl", "vfio", "show", "--sysfs-root", root, "0000", ":", "0")
+    assert got == ["00:1f.3", "01:00.0", "01:00.1", "03:00.0"]
+
+
 def test_bash_interactive_tab(machines, tmux):
     sh = tmux(["env", "PS1=bash$ ", "bash", "--norc", "--noprofile", "-i"], ready="bash$")
     sh.type(f"source {COMPLETIONS / 'vmctl.bash'}", "Enter", "clear", "Enter")

@@ -26,14 +26,12 @@ MACHINE = Section("machine", "What the machine is: identity, architecture, CPUs,
            default="auto", choices=("tcg", "kvm", "auto")),
 ), plugin="vmctl")
 
-BOOT = Section("boot", "Direct kernel boot and firmware.", (
+BOOT = Section("boot", "Direct kernel boot.", (
     Option("kernel", "path", "guest kernel image (-kernel), relative to this file"),
     Option("initrd", "path", "initial ramdisk (-initrd), relative to this file"),
     Option("append", "str", "guest kernel command line (-append); used only with kernel", default=""),
-    Option("firmware", "str", "deprecated: the pseries firmware is [pseries] firmware now "
-           "(slof or vof)", default="default", choices=("default", "slof", "vof"),
-           deprecated="write [pseries] firmware instead (the pseries firmware belongs to the "
-                      "spapr-irq plugin)"),
+    Option("firmware", "str", "pseries firmware: slof or vof", default="default", choices=("default", "slof", "vof"),
+           deprecated="write [pseries] firmware instead (a key of the spapr-irq plugin)"),
 ), plugin="vmctl")
 
 SIM = Section("sim", "The embedded simulator (vmctl run --backend sim).", (

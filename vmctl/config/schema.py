@@ -148,7 +148,7 @@ class Schema:
                                      f"remove {key} for arch = \"{arch}\"", plugin))
             if opt.deprecated and not problem:
                 out.append(self._err(m, "deprecated", full, f"{full} is deprecated: {opt.deprecated}",
-                                     f"move it; {full} still works in this release", plugin,
+                                     f"{full} still works in this release; the next one drops it", plugin,
                                      severity=Severity.NOTE))
         for opt in options:
             if opt.required and opt.name not in table:
