@@ -219,11 +219,17 @@ class LiveProbe:
     ``return`` values in the same order and gives a JSON-able dict, shown by
     ``vmctl status`` under the plugin's name and handed to its TUI panel.  Keep ``parse``
     pure: it is called from the CLI and from the TUI.
+
+    ``console`` > 0 asks the host to append one more element to those values: the last
+    ``console`` lines of the machine's console log (a list of str), for what QEMU does not
+    expose over QMP but the guest prints (the kernel's first line tells that the firmware
+    handed over, for instance).
     """
 
     commands: tuple[tuple[str, Mapping[str, Any]], ...]
     parse: Callable[[list[Any]], dict[str, Any]]
     plugin: str = ""
+    console: int = 0
 
 
 class LiveState(dict[str, Any]):

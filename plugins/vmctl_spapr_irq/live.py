@@ -9,7 +9,23 @@
   index (events written since the guest set the queue up, modulo its 16384 entries) is the
   closest real counter and is reported as ``eq_index``.
 
-Both give ``{"mode", "controller", ...}`` so the status line reads the same.
+Both give ``{"mode", "controller", "state", ...}`` so the status line reads the same.
+``state`` says whether CAS has happened: ``before-cas`` (the controller shown is the
+firmware's default, XIVE only for ``ic-mode = "xive"``), then ``negotiated``.  The
+simulator knows; QEMU 7.2 keeps no trace of CAS that QMP can read, so on QEMU the probe
+also asks for ``query-status`` and the console log's last :data:`CONSOLE_LINES` lines
+and decides:
+
+* ``prelaunch`` (``-S``, or a reset while stopped): ``before-cas``;
+* the controller is not the firmware default (dual → XIVE): ``negotiated``;
+* the guest kernel has printed (a ``[    0.000000] …`` line): ``negotiated`` — Linux
+  calls CAS in ``prom_init``, before its first printk;
+* the console holds :data:`CONSOLE_LINES` lines without one (userspace chatter; SLOF and
+  VOF print fewer): ``negotiated``;
+* else ``before-cas``.
+
+After a ``system_reset`` of a running guest the old kernel's lines are still in the log,
+so QEMU shows ``negotiated`` until the new kernel prints again; the simulator is exact.
 
 Also here: the panel declaration for ``vmctl monitor`` (:func:`tui_panels`; the Textual
 panel itself is in ``panel.py``) and ``vmctl top``'s column (:func:`headline`).
@@ -17,11 +33,19 @@ panel itself is in ``panel.py``) and ``vmctl top``'s column (:func:`headline`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from vmctl.api import LiveProbe, PanelSpec
+
 from .model.info_pic import parse_info_pic
+
+#: How many console lines the QEMU probe reads to tell whether the guest kernel started.
+CONSOLE_LINES = 200
+#: A printk line: the guest kernel runs, so its ``prom_init`` has made the CAS call.
+PRINTK = re.compile(r"^\[\s*\d+\.\d+\] ")
 
 
 def parse_sim(returns: list[Any]) -> dict[str, Any]:
@@ -29,9 +53,24 @@ def parse_sim(returns: list[Any]) -> dict[str, Any]:
     return {"source": "sim", **state}
 
 
-def parse_qemu(returns: list[Any]) -> dict[str, Any]:
-    """``info pic`` text → mode, controller, vCPUs, sources, per-vCPU EQ index."""
+def cas_state(mode: str | None, firmware_mode: str, run_state: str | None,
+              console: list[str]) -> str:
+    """``before-cas`` or ``negotiated`` on QEMU (the rules are in the module docstring)."""
+    if run_state == "prelaunch":
+        return "before-cas"
+    if mode and mode != firmware_mode:
+        return "negotiated"
+    if any(PRINTK.match(line) for line in console) or len(console) >= CONSOLE_LINES:
+        return "negotiated"
+    return "before-cas"
+
+
+def parse_qemu(returns: list[Any], firmware_mode: str = "xics") -> dict[str, Any]:
+    """``info pic`` text (then ``query-status`` and console lines, when given) → mode,
+    controller, CAS state, vCPUs, sources, per-vCPU EQ index."""
     text = returns[0] if returns and isinstance(returns[0], str) else ""
+    status = returns[1] if len(returns) > 1 and isinstance(returns[1], dict) else {}
+    console = returns[2] if len(returns) > 2 and isinstance(returns[2], list) else []
     try:
         pic = parse_info_pic(text)
     except ValueError:
@@ -40,6 +79,9 @@ def parse_qemu(returns: list[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"source": "info pic", "mode": pic["mode"], "controller": pic["controller"],
                            "cpus": len(pic["cpus"]), "sources": len(sources),
                            "routed": sum(1 for s in sources if not s["masked"])}
+    if len(returns) > 1:
+        out["state"] = cas_state(pic["mode"], firmware_mode, status.get("status"),
+                                 [str(line) for line in console])
     if pic["mode"] == "xive":
         eq_index: dict[str, int] = {}
         for src in sources:
@@ -57,7 +99,10 @@ def live_probe(machine: Any, backend: str) -> LiveProbe | None:
         return None
     if backend == "sim":
         return LiveProbe((("__org.vmctl_query-device", {"plugin": "spapr-irq"}),), parse_sim)
-    return LiveProbe((("human-monitor-command", {"command-line": "info pic"}),), parse_qemu)
+    firmware_mode = "xive" if read(machine).ic_mode == "xive" else "xics"
+    return LiveProbe((("human-monitor-command", {"command-line": "info pic"}),
+                      ("query-status", {})),
+                     partial(parse_qemu, firmware_mode=firmware_mode), console=CONSOLE_LINES)
 
 
 def tui_panels(machine: Any) -> list[PanelSpec] | None:
@@ -75,4 +120,4 @@ def headline(state: Mapping[str, Any]) -> str:
     if not mode:
         return "-"
     where = {"kvm": "kvm", "emulated": "emu"}.get(str(state.get("controller")), "?")
-    return f"{mode}/{where}"
+    return f"{mode}/{where}" + (" pre-CAS" if state.get("state") == "before-cas" else "")

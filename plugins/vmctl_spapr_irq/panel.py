@@ -100,7 +100,13 @@ class IrqPanel(Panel):
             else:
                 cas = f"{state.get('state', '?')}: {mode} until the guest's CAS"
         else:
-            cas = f"{state.get('routed', 0)} of {state.get('sources', 0)} sources routed"
+            routed = f"{state.get('routed', 0)} of {state.get('sources', 0)} sources routed"
+            if state.get("state") == "before-cas":
+                cas = f"before CAS: the firmware's default {str(mode).upper()}; {routed}"
+            elif state.get("state") == "negotiated":
+                cas = f"negotiated at CAS; {routed}"
+            else:
+                cas = routed
         self.query_one("#irq-cas", KeyValue).set(str(cas))
         total = total_events(state)
         if total is not None:

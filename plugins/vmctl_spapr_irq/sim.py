@@ -78,7 +78,7 @@ class SpaprIrqDevice(SimDevice):
             if phase == "reset":
                 m.power_on() if m.state is MachineState.OFF else m.system_reset()
                 self.cas_at = None
-            elif phase == "kernel" and m.state is MachineState.BOOTING:
+            elif phase == "kernel" and m.state is MachineState.BEFORE_CAS:
                 boot_guest(m, self.append, rng=self.vm.rng)
                 self.cas_at = self.vm.now()
             elif phase == "shutdown":

@@ -63,6 +63,8 @@ def test_monitor_on_a_paused_pseries_qemu(start, pm):
             table = screen.query_one(VcpuTable)
             assert table.row_count == 2
             assert all(vcpu.thread_id and vcpu.thread_id > 0 for vcpu in screen.latest.vcpus)
+            assert "before CAS" in panel.query_one("#irq-cas").value     # not "the" mode yet
+            assert "--paused" in header                                  # why it is stopped
             await pilot.press("p")                        # cont: VOF without a kernel stops again
             await wait_for(pilot, lambda: "RESUME" in screen_text(app), what="RESUME in the log")
             assert screen.query_one(EventLog).count >= 1
@@ -109,5 +111,9 @@ ic-mode = "dual"
             await wait_for(pilot, lambda: screen.latest.run_state == "guest-panicked",
                            timeout=30, what="the panic at root mount (-action panic=pause)")
             assert "GUEST_PANICKED" in screen_text(app)
+            # the header says why (the kernel's own words); vCPU loads come from /proc
+            assert "Unable to mount root fs" in str(screen.query_one(InfoHeader).render())
+            assert all(v.load is not None and v.state in ("running", "idle")
+                       for v in screen.latest.vcpus)
 
     asyncio.run(scenario())

@@ -48,7 +48,7 @@ def test_top_lists_live_paused_and_crashed_instances_with_headlines(start, pm):
             assert _cell(table, "web", "vcpus") == "2" and _cell(table, "web", "backend") == "sim"
             await wait_for(pilot, lambda: _cell(table, "web", "plugin:spapr-irq") == "xive/emu",
                            what="the irq headline after CAS")
-            assert _cell(table, "db", "plugin:spapr-irq") == "xics/emu"     # paused before CAS
+            assert _cell(table, "db", "plugin:spapr-irq") == "xics/emu pre-CAS"  # paused before CAS
             assert _cell(table, "batch", "plugin:spapr-irq") == "—"        # never seen live
             await execute_once(str(Instance(state_dir(), "db").socket()), "cont")
             await wait_for(pilot, lambda: _cell(table, "db", "plugin:spapr-irq") == "xive/emu"

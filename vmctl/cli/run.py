@@ -89,6 +89,8 @@ def ps(
 def _render_status(s: dict[str, Any]) -> str:
     detail = s.get("reason") or (s.get("run_state") if s.get("run_state") != s["state"] else "")
     lines = [f"{s['name']}: {s['state']}" + (f" ({detail})" if detail else "")]
+    if s.get("run_reason"):
+        lines.append(f"  {'why:':<12} {s['run_reason']}")
     fields = [("backend", s.get("backend")), ("run state", s.get("run_state")),
               ("pid", s.get("pid")), ("uptime", _format_age(s.get("uptime")) if s.get("uptime")
                                       is not None else None),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from qemu.qmp import ConnectError, EventListener, ExecInterruptedError, ExecuteError, QMPClient
@@ -125,8 +125,13 @@ class InstanceClient:
                 raise QMPConnectionError(f"{self.label}: no answer to {command!r} within "
                                          f"{timeout:.0f} s") from exc
 
-    async def read_probes(self, probes: Iterable[LiveProbe]) -> dict[str, Any]:
-        """Each plugin's live state: ``{plugin: parsed}``, or ``{plugin: {"error": …}}``."""
+    async def read_probes(self, probes: Iterable[LiveProbe],
+                          console: Callable[[int], list[str]] | None = None) -> dict[str, Any]:
+        """Each plugin's live state: ``{plugin: parsed}``, or ``{plugin: {"error": …}}``.
+
+        ``console(n)`` gives the console log's last ``n`` lines, for probes that ask for
+        them (:attr:`LiveProbe.console`); without it such a probe gets an empty list.
+        """
         out: dict[str, Any] = {}
         for probe in probes:
             try:
@@ -135,17 +140,20 @@ class InstanceClient:
             except QMPCommandError as exc:
                 out[probe.plugin] = {"error": str(exc)}
                 continue
+            if probe.console:
+                results.append(console(probe.console) if console else [])
             try:
                 out[probe.plugin] = probe.parse(results)
             except Exception as exc:  # noqa: BLE001 - a plugin's parser bug stays its own
                 out[probe.plugin] = {"error": f"parse failed: {type(exc).__name__}: {exc}"}
         return out
 
-    async def snapshot(self, probes: Iterable[LiveProbe] = ()) -> dict[str, Any]:
+    async def snapshot(self, probes: Iterable[LiveProbe] = (),
+                       console: Callable[[int], list[str]] | None = None) -> dict[str, Any]:
         """``{"time", "status", "plugins"}``: run state and every plugin's live state."""
         status = await self.execute("query-status")
         return {"time": time.time(), "status": status,
-                "plugins": await self.read_probes(probes)}
+                "plugins": await self.read_probes(probes, console)}
 
     async def poll(self, probes: Iterable[LiveProbe] = (),
                    interval: float = 1.0) -> AsyncIterator[dict[str, Any]]:

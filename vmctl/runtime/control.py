@@ -21,6 +21,7 @@ from vmctl.runtime.inspect import Inspection, State, describe_exit, inspect
 from vmctl.runtime.instance import Instance, find_instance, list_instances
 from vmctl.runtime.lock import InstanceLock
 from vmctl.runtime.procinfo import is_alive
+from vmctl.runtime.why import CONSOLE_BYTES, why_stopped
 
 #: Seconds granted to each stop step: QMP quit, SIGTERM, SIGKILL.
 STOP_TIMEOUTS = {"quit": 5.0, "SIGTERM": 5.0, "SIGKILL": 5.0}
@@ -87,11 +88,12 @@ def _probes(inst: Instance, backend: str, pm: Any) -> list[Any]:
     return probes
 
 
-async def _live(insp: Inspection, probes: list[Any]) -> dict[str, Any]:
+async def _live(insp: Inspection, probes: list[Any],
+                console: Any = None) -> dict[str, Any]:
     from vmctl.runtime.client import InstanceClient, QMPCommandError
 
     async with InstanceClient(insp.socket, label=insp.name) as client:
-        snap = await client.snapshot(probes)
+        snap = await client.snapshot(probes, console)
         out: dict[str, Any] = {"run_state": snap["status"].get("status"),
                                "qmp": client.greeting.get("QMP", {}).get("version"),
                                "plugins": snap["plugins"]}
@@ -111,7 +113,11 @@ def status(name: str, pm: Any) -> dict[str, Any]:
     out.update({"run_state": None, "plugins": {}, "dir": str(inst.dir)})
     if insp.state is State.RUNNING:
         probes = _probes(inst, insp.backend, pm)
-        out.update(_run(_live(insp, probes)))
+        out.update(_run(_live(insp, probes, lambda n: inst.log_tail(n, CONSOLE_BYTES))))
+        why = why_stopped(out.get("run_state"), inst.log_tail(80, CONSOLE_BYTES),
+                          paused_at_start=bool((inst.meta() or {}).get("paused")))
+        if why:
+            out["run_reason"] = why
     return out
 
 

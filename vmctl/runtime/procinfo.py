@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def _stat_fields(pid: int, tid: int | None = None) -> list[str] | None:
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(path, "rb") as f:
             raw = f.read().decode("ascii", "replace")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
@@ -56,3 +57,15 @@ def started_at(pid: int) -> float | None:
     if ticks is None:
         return None
     return boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int, tid: int) -> tuple[float, str] | None:
+    """Thread ``tid`` of ``pid``: ``(CPU seconds used, scheduler state letter)``, or None.
+
+    ``utime + stime`` (fields 14 and 15) in clock ticks, as ``top -H`` and virt-top read
+    them; the state is ``R`` (running), ``S`` (sleeping: a halted vCPU) …
+    """
+    fields = _stat_fields(pid, tid)
+    if fields is None or len(fields) < 13:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), fields[0]

@@ -31,6 +31,8 @@ from typing import Any, Protocol
 
 from vmctl.runtime.client import InstanceClient, QMPCommandError, QMPConnectionError
 from vmctl.runtime.inspect import Inspection, State, inspect
+from vmctl.runtime.procinfo import thread_cpu
+from vmctl.runtime.why import CONSOLE_BYTES, why_stopped
 from vmctl.tui.snapshot import Link, Snapshot, Vcpu
 from vmctl.tui.target import Target
 from vmctl.types import LiveState
@@ -92,6 +94,7 @@ class InstanceFeed:
         self.timeout = timeout
         self.latest: Snapshot | None = None
         self.polls = 0
+        self._cpu_seen: dict[int, tuple[float, float]] = {}  # vCPU thread → (CPU s, poll time)
         self._client: InstanceClient | None = None
         self._poke = asyncio.Event()
         self._inspection: Inspection | None = None
@@ -240,11 +243,39 @@ class InstanceFeed:
             if self.target.backend == "sim":
                 sim = await self._ask_or_none(client, "__org.vmctl_query-sim")
             vcpus = parse_vcpus(cpus, sim)
+            if self.target.backend != "sim" and self._inspection and self._inspection.pid:
+                vcpus = self._thread_loads(self._inspection.pid, vcpus)
         plugins = {plugin: await self._probe(client, probe)
                    for plugin, probe in self.target.probes.items()}
         self.polls += 1
-        self._report(Link.LIVE, "", run_state=run_state, vcpus=vcpus, sim=sim,
+        reason = ""
+        if run_state not in (None, "running"):
+            meta = self.target.instance.meta() or {}
+            reason = why_stopped(run_state, self.target.instance.log_tail(80, CONSOLE_BYTES),
+                                 paused_at_start=bool(meta.get("paused")))
+        self._report(Link.LIVE, reason, run_state=run_state, vcpus=vcpus, sim=sim,
                      plugins=plugins)
+
+    def _thread_loads(self, pid: int, vcpus: tuple[Vcpu, ...]) -> tuple[Vcpu, ...]:
+        """QEMU's vCPUs with a load: CPU time of each vCPU thread since the last poll over
+        the wall time between the polls (virt-top's way); the thread's scheduler state
+        when QEMU reports none (``running``, or ``idle`` for a halted, sleeping vCPU)."""
+        now = self.monotonic()
+        out = []
+        for v in vcpus:
+            seen = thread_cpu(pid, v.thread_id) if v.thread_id else None
+            if seen is None:
+                out.append(v)
+                continue
+            cpu, letter = seen
+            before = self._cpu_seen.get(v.thread_id)
+            self._cpu_seen[v.thread_id] = (cpu, now)
+            load = None
+            if before is not None and now > before[1]:
+                load = max(0.0, min(1.0, (cpu - before[0]) / (now - before[1])))
+            state = v.state or ("running" if letter == "R" else "idle")
+            out.append(dataclasses.replace(v, load=load, state=state))
+        return tuple(out)
 
     async def _probe(self, client: InstanceClient, probe: Any) -> LiveState:
         tags = {"plugin": probe.plugin, "backend": self.target.backend}
@@ -254,6 +285,8 @@ class InstanceFeed:
                 results.append(await self._ask(client, command, dict(arguments)))
             except QMPCommandError as exc:
                 return LiveState(error=f"{command}: {exc.desc}", **tags)
+        if getattr(probe, "console", 0):
+            results.append(self.target.instance.log_tail(probe.console, CONSOLE_BYTES))
         try:
             state = probe.parse(results)
         except Exception as exc:  # noqa: BLE001 - a plugin's parser bug stays in its panel

@@ -45,16 +45,16 @@ class GuestBoot:
 
 def boot_guest(machine: SpaprIrqMachine, append: str | None = None, *, guest_xive_capable: bool = True,
                rng: random.Random | None = None) -> GuestBoot:
-    """Run the guest from firmware to configured interrupts on a machine in BOOTING.
+    """Run the guest from firmware to configured interrupts on a machine in BEFORE_CAS.
 
     Raises :class:`~vmctl_spapr_irq.model.spapr.QemuExit` when QEMU refuses the guest's choice.
     """
-    if machine.state is not MachineState.BOOTING:
+    if machine.state is not MachineState.BEFORE_CAS:
         raise RuntimeError(f"the guest boots on a reset machine, not one in {machine.state.value}")
     rng = rng or random.Random(0)
     answer, reasons = guest_answer(machine.platform_byte23, append, guest_xive_capable)
     calls = 0
-    while machine.state is MachineState.BOOTING:     # QEMU 4.x: a CAS reboot, then CAS again
+    while machine.state is MachineState.BEFORE_CAS:     # QEMU 4.x: a CAS reboot, then CAS again
         calls += 1
         mode = machine.cas(answer)
     routing = machine.routing

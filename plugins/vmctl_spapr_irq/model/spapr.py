@@ -46,7 +46,7 @@ PLATFORM_IRQS: tuple[tuple[int, bool, str], ...] = (
 
 class MachineState(str, Enum):
     OFF = "off"
-    BOOTING = "booting"          # reset done, default controller active, no CAS yet
+    BEFORE_CAS = "before-cas"    # reset done, the firmware's default controller, no CAS yet
     NEGOTIATED = "negotiated"    # the guest's CAS choice is active
     EXITED = "exited"            # QEMU exited with an error
 
@@ -125,7 +125,7 @@ class SpaprIrqMachine:
 
     def system_reset(self) -> None:
         """``system_reset``: forget the CAS answer, back to the default controller."""
-        self._require(MachineState.BOOTING, MachineState.NEGOTIATED)
+        self._require(MachineState.BEFORE_CAS, MachineState.NEGOTIATED)
         self.ov5_cas = None
         self._reset("reset")
 
@@ -133,10 +133,10 @@ class SpaprIrqMachine:
         """The guest's CAS answer (OV5 byte 23); the mode now active.
 
         QEMU exits (:class:`QemuExit`) when the guest asks for a mode ``ic-mode`` does not
-        offer. On QEMU 4.x a change triggers one machine reset and the state stays BOOTING:
+        offer. On QEMU 4.x a change triggers one machine reset and the state stays BEFORE_CAS:
         the guest runs CAS again.
         """
-        self._require(MachineState.BOOTING)
+        self._require(MachineState.BEFORE_CAS)
         self.stats["cas"] += 1
         try:
             chosen = cas_outcome(self.mode, guest_byte23)
@@ -184,7 +184,7 @@ class SpaprIrqMachine:
             target = cas_outcome(self.mode, self.ov5_cas)
         self._set_active(target, cause)
         self.routing.reset()
-        self.state = MachineState.BOOTING
+        self.state = MachineState.BEFORE_CAS
 
     def _set_active(self, new: IrqMode, cause: str) -> None:
         if new is self.active:

@@ -23,7 +23,7 @@ def kvm_machine(ic_mode: str = "dual", host: HostKvm | None = None, **kw) -> Spa
 # -- §1.9.7 ---------------------------------------------------------------------------------
 def test_dual_on_kvm_switches_xics_to_xive_at_cas_without_reset() -> None:
     m = kvm_machine()
-    assert (m.active.value, m.controller.value, m.state) == ("xics", "kvm", MachineState.BOOTING)
+    assert (m.active.value, m.controller.value, m.state) == ("xics", "kvm", MachineState.BEFORE_CAS)
     vm = m.vm
     assert vm.slot_states()["xics-on-xive"] is SlotState.ACTIVE
     boot_guest(m, "console=hvc0")
@@ -45,7 +45,7 @@ def test_system_reset_returns_dual_to_xics_until_the_next_cas() -> None:
     m = kvm_machine()
     boot_guest(m, None)
     m.system_reset()
-    assert (m.active.value, m.state, m.ov5_cas) == ("xics", MachineState.BOOTING, None)
+    assert (m.active.value, m.state, m.ov5_cas) == ("xics", MachineState.BEFORE_CAS, None)
     assert {v.irq_type for v in m.vm.vcpus} == {IrqType.XICS}
     assert m.vm.slot_states()["xive-native"] is SlotState.CACHED_IDLE
     boot_guest(m, None)

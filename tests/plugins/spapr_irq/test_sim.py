@@ -77,7 +77,7 @@ def test_interrupts_are_counted_while_the_guest_runs(sim) -> None:
 def test_paused_machine_stays_in_the_default_mode(sim) -> None:
     s = sim(paused=True)
     s.advance(5.0)
-    assert state(s)["mode"] == "xics" and state(s)["state"] == "booting"
+    assert state(s)["mode"] == "xics" and state(s)["state"] == "before-cas"
 
 
 def test_system_reset_goes_back_to_xics_until_the_next_cas(sim) -> None:
