@@ -15,8 +15,17 @@ from vmctl.qemu.argv import build_argv
 from vmctl.types import ValidationContext
 
 
-def make_plan(m: Machine, pm: pluggy.PluginManager, ctx: ValidationContext, sysfs_root: str = "/") -> dict[str, Any]:
-    """The plan as JSON-able data (keys ``machine``, ``predictions``, ``host_steps``, ``argv``)."""
+def make_plan(m: Machine, pm: pluggy.PluginManager, ctx: ValidationContext, sysfs_root: str = "/",
+              *, backend: str = "sim", name: str | None = None,
+              paused: bool = False) -> dict[str, Any]:
+    """The plan as JSON-able data (keys ``machine``, ``predictions``, ``host_steps``, ``argv``).
+
+    With ``backend="qemu"``, ``argv`` is exactly what ``vmctl run --backend qemu`` (with
+    ``--name``/``--paused`` as given) executes: the binary's path, the machine's arguments
+    and the runtime's (QMP, console, log, panic action), in order, with the real
+    per-instance paths; ``argv_sources`` says ``vmctl: runtime`` for the latter.  Else it is
+    the machine's command line, as ``export --format argv`` prints it.
+    """
     from vmctl.host.sysfs import Sysfs
 
     sysfs = Sysfs(sysfs_root, call_flat(pm, "vmctl_fake_kernel"))
@@ -28,8 +37,14 @@ def make_plan(m: Machine, pm: pluggy.PluginManager, ctx: ValidationContext, sysf
         steps = call_flat(pm, "vmctl_host_steps", machine=m, sysfs=sysfs)
     except VmctlError as exc:
         steps, host_problem = [], {"message": exc.message, "hint": exc.hint}
-    argv = build_argv(m, pm)
+    if backend == "qemu":
+        from vmctl.runtime.command import planned_argv
+
+        argv = planned_argv(m, pm, name=name, paused=paused)
+    else:
+        argv = build_argv(m, pm)
     return {
+        "backend": backend,
         "machine": resolved(m),
         "predictions": predictions,
         "host_steps": [{"description": s.description, "plugin": s.plugin, "key": s.key,
@@ -76,7 +91,8 @@ def render_plan(p: dict[str, Any]) -> str:
     for i, s in enumerate(p["host_steps"], 1):
         lines.append(f"  {i}. {s['description']}  [{s['plugin']}]")
         lines.append(f"     echo {shlex.quote(s['write']['value'])} > {s['write']['path']}")
-    lines += ["", "launch"]
+    lines += ["", "launch (exactly what run --backend qemu executes)" if p.get("backend") == "qemu"
+              else "launch"]
     units = p["argv_sources"]
     words = [" ".join(shlex.quote(a) for a in u["args"]) for u in units]
     width = min(max(len(w) for w in words) + 4, 72)

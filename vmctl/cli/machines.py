@@ -99,12 +99,23 @@ def plan(
     path: Path = typer.Argument(..., help="A machine file.", show_default=False),
     fmt: TextJson = typer.Option(TextJson.text, "--format", help="text for people, json for programs."),
     sysfs_root: str = SYSFS_ROOT,
+    backend: Backend = typer.Option(Backend.sim, "--backend", help="qemu: the exact command "
+                                    "run --backend qemu executes, paths and all."),
+    name: str | None = typer.Option(None, "--name", help="Instance name run would use "
+                                    "(default: the machine's name)."),
+    paused: bool = typer.Option(False, "--paused", help="As run --paused (QEMU's -S)."),
 ) -> None:
     """What would happen: predictions, host steps and the launch command line, with provenance."""
     from vmctl.plan import make_plan, render_plan
 
-    m, ctx = load_valid(path)
-    p = make_plan(m, plugin_manager(), ctx, sysfs_root)
+    if backend is not Backend.qemu and (name is not None or paused):
+        from vmctl.errors import UsageError
+
+        raise UsageError("--name and --paused describe a QEMU run; the simulator's plan has no "
+                         "command line of its own", "add --backend qemu")
+    m, ctx = load_valid(path, backend)
+    p = make_plan(m, plugin_manager(), ctx, sysfs_root, backend=backend.value, name=name,
+                  paused=paused)
     if fmt is TextJson.json:
         emit_json(p)
     else:

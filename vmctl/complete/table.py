@@ -33,6 +33,9 @@ TABLE = {
             'options': [
                 {'names': ['--format'], 'value': True, 'multiple': False, 'complete': 'choice', 'choices': ['text', 'json'], 'help': 'text for people, json for programs'},
                 {'names': ['--sysfs-root'], 'value': True, 'multiple': False, 'complete': 'dir', 'choices': [], 'help': 'Root under which /sys and /dev are read and written (a fake tree in tests)'},
+                {'names': ['--backend'], 'value': True, 'multiple': False, 'complete': 'choice', 'choices': ['sim', 'qemu'], 'help': 'qemu: the exact command run --backend qemu executes, paths and all'},
+                {'names': ['--name'], 'value': True, 'multiple': False, 'complete': '', 'choices': [], 'help': "Instance name run would use (default: the machine's name)"},
+                {'names': ['--paused'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': "As run --paused (QEMU's -S)"},
                 {'names': ['--help', '-h'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
             'arguments': [{'name': 'path', 'nargs': 1, 'complete': 'machine', 'choices': []}],
             'commands': {},

@@ -245,13 +245,13 @@ class Launch:
             self.notify(f"note: replacing {insp.state.value} instance {self.name!r} "
                         f"({insp.reason or describe_exit(insp.exit)})")
             self.inst.remove()
-        sock = choose_socket(self.inst.dir, self.state)
         if self.backend == "qemu":
-            from vmctl.qemu.process import qemu_command
+            from vmctl.runtime.command import qemu_run_command  # the one plan --backend qemu shows
 
-            self.command = qemu_command(self.machine, self.pm, socket=sock,
-                                        log=self.inst.log_path, paused=self.paused)
+            self.command, sock = qemu_run_command(self.machine, self.pm, name=self.name,
+                                                  paused=self.paused, state=self.state)
         else:
+            sock = choose_socket(self.inst.dir, self.state)
             self.command = sim_command(self.inst.dir)
         if os.path.lexists(sock):
             os.unlink(sock)

@@ -52,17 +52,24 @@ def _private_tmp(base: Path) -> Path:
     return folder
 
 
-def choose_socket(instance_dir: Path, state: Path, tmp: Path = Path("/tmp")) -> Path:
-    """The socket path for an instance folder (see the module docstring)."""
+def choose_socket(instance_dir: Path, state: Path, tmp: Path = Path("/tmp"), *,
+                  create: bool = True) -> Path:
+    """The socket path for an instance folder (see the module docstring).
+
+    ``create=False`` only says which path ``run`` would use (``vmctl plan``): it makes no
+    folder and checks none."""
     first = instance_dir / "qmp.sock"
     if fits(first):
         return first
     digest = hashlib.sha256(os.fsencode(str(instance_dir))).hexdigest()[:16]
     second = state / ".s" / f"{digest}.sock"
     if fits(second):
-        second.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if create:
+            second.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return second
     third = tmp / f"vmctl-{os.getuid()}" / f"{digest}.sock"
+    if fits(third) and not create:
+        return third
     if fits(third):
         try:
             return _private_tmp(tmp) / third.name
