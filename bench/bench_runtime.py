@@ -210,6 +210,8 @@ def main() -> int:
             bare_argv = managed_args(build_argv(machine, pm).args, socket="@SOCK@",
                                      log=folder / "bare.log", paused=True)
             bare_argv[0] = shutil.which(bare_argv[0]) or bare_argv[0]
+            qmp = bare_argv.index("-qmp")  # by hand: clients on QEMU's own monitor socket
+            bare_argv[qmp + 1] = "unix:@SOCK@,server=on,wait=off"
             launch_times(machine, pm, "qemu", 1, tag="warm")
             qlaunch, qgreet, bare, bare_reply = qemu_interleaved(machine, pm, bare_argv,
                                                                  opts.runs, folder)

@@ -82,7 +82,8 @@ def test_fish_commands_with_descriptions(shells):
     got = dict(shells.fish("vmctl "))
     assert got["validate"].startswith("Check machines alone and together")
     assert {"show", "plan", "export", "plugins", "host"} <= set(got)
-    assert "console" not in got  # OpenBSD's vmctl completion is shadowed, not merged
+    assert "unpause" not in got  # OpenBSD's vmctl completion is shadowed, not merged
+    assert got["console"].startswith("Attach to the machine's console")  # ours, not OpenBSD's
 
 
 def test_fish_options_values_and_files(machines):

@@ -65,8 +65,10 @@ def test_plan_is_what_run_executes_in_a_deep_state_dir(tmp_path):
     env = {"VMCTL_STATE_DIR": str(deep)}
     plan, running = plan_then_run("plan-deep", env)
     assert plan["argv"] == running
-    qmp = running[running.index("-qmp") + 1]
-    assert str(deep) not in qmp          # the socket moved to the short fallback folder
+    monitor = Path(running[running.index("-qmp") + 1].split(":", 1)[1].split(",")[0])
+    assert str(deep) not in str(monitor)  # QEMU's sockets moved to the short fallback folder
+    # stop removed every socket of the instance kept there (QMP, monitor, console)
+    assert sorted(monitor.parent.glob(monitor.stem + ".*")) == []
 
 
 def test_plan_creates_nothing(tmp_path):

@@ -13,7 +13,8 @@ from vmctl import __version__
 from vmctl.errors import ExitCode, VmctlError
 
 #: Command modules; each has ``register(app)``.  Keep their top-level imports light.
-COMMAND_MODULES = ("machines", "plugins_cmd", "host", "run", "guest", "tui", "completion")
+COMMAND_MODULES = ("machines", "plugins_cmd", "host", "run", "console", "guest", "tui",
+                   "completion")
 
 HELP = """Configure, validate, plan, run and monitor QEMU machines for POWER, s390 and passthrough.
 

@@ -101,6 +101,25 @@ TABLE = {
             'arguments': [{'name': 'name', 'nargs': 1, 'complete': 'instance', 'choices': []}, {'name': 'command', 'nargs': 1, 'complete': 'qmp-command', 'choices': []}, {'name': 'arguments', 'nargs': 1, 'complete': '', 'choices': []}],
             'commands': {},
         },
+        'console': {
+            'help': "Attach to the machine's console; Ctrl-] detaches and leaves it running",
+            'options': [
+                {'names': ['--force'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Take the console over from the client attached now (it is told and detached), like virsh console --force'},
+                {'names': ['--replay', '--no-replay'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Print the output kept since boot (at most 64 KiB) before the live output'},
+                {'names': ['--idle'], 'value': True, 'multiple': False, 'complete': '', 'choices': [], 'help': 'When input is not a terminal: after its end, detach once the console has been quiet this long'},
+                {'names': ['--help', '-h'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
+            'arguments': [{'name': 'name', 'nargs': 1, 'complete': 'instance', 'choices': []}],
+            'commands': {},
+        },
+        'logs': {
+            'help': "Print the instance log: the console output and vmctl's own lines",
+            'options': [
+                {'names': ['--follow', '-f'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Keep printing what is appended until the instance ends (then exit 0), or Ctrl-C'},
+                {'names': ['--tail'], 'value': True, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Only the last N lines (then follow with -f)'},
+                {'names': ['--help', '-h'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
+            'arguments': [{'name': 'name', 'nargs': 1, 'complete': 'instance', 'choices': []}],
+            'commands': {},
+        },
         'monitor': {
             'help': 'Watch one machine live: run state, vCPUs, plugin panels, QMP events and a console',
             'options': [
@@ -160,20 +179,30 @@ TABLE = {
                 },},
         },
         'guest': {
-            'help': "Real guest kernels for tests and quick boots (Debian's packages, cached)",
+            'help': "Real guests (Debian's kernel and a busybox initramfs) for tests and quick boots",
             'options': [
                 {'names': ['--help', '-h'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
             'arguments': [],
             'commands': {
                 'fetch': {
-                    'help': "Download Debian's kernel for ARCH once, without changing the system's apt state; print its path",
+                    'help': "Download Debian's kernel and busybox-static for ARCH once and pack an initramfs; print the paths",
                     'options': [
-                        {'names': ['--print-path'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'print only the vmlinux path (for scripts)'},
-                        {'names': ['--refresh'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'download again even when cached'},
+                        {'names': ['--print-path'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'print only the kernel path (for scripts)'},
+                        {'names': ['--print-initrd-path'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': "print only the initramfs path (after the kernel's with --print-path)"},
+                        {'names': ['--refresh'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'download and pack again even when cached'},
                         {'names': ['--suite'], 'value': True, 'multiple': False, 'complete': '', 'choices': [], 'help': "Debian suite (default: this machine's, e.g"},
                         {'names': ['--mirror'], 'value': True, 'multiple': False, 'complete': '', 'choices': [], 'help': "Debian mirror URI (default: this machine's)"},
+                        {'names': ['--format'], 'value': True, 'multiple': False, 'complete': 'choice', 'choices': ['text', 'json'], 'help': 'text for people, json for programs'},
                         {'names': ['--help', '-h'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
                     'arguments': [{'name': 'arch', 'nargs': 1, 'complete': '', 'choices': []}],
+                    'commands': {},
+                },
+                'list': {
+                    'help': 'The guests vmctl can fetch, the machine arch each boots on, and what is cached',
+                    'options': [
+                        {'names': ['--format'], 'value': True, 'multiple': False, 'complete': 'choice', 'choices': ['text', 'json'], 'help': 'text for people, json for programs'},
+                        {'names': ['--help', '-h'], 'value': False, 'multiple': False, 'complete': '', 'choices': [], 'help': 'Show the help and exit'},],
+                    'arguments': [],
                     'commands': {},
                 },},
         },},

@@ -27,8 +27,10 @@ MACHINE = Section("machine", "What the machine is: identity, architecture, CPUs,
 ), plugin="vmctl")
 
 BOOT = Section("boot", "Direct kernel boot.", (
-    Option("kernel", "path", "guest kernel image (-kernel), relative to this file"),
-    Option("initrd", "path", "initial ramdisk (-initrd), relative to this file"),
+    Option("kernel", "path", "guest kernel image (-kernel), relative to this file; \"guest:ARCH\" is Debian's "
+           "kernel from vmctl's cache, fetched by run --backend qemu (vmctl guest list)"),
+    Option("initrd", "path", "initial ramdisk (-initrd), relative to this file; \"guest:ARCH\" is vmctl's "
+           "busybox initramfs from its cache"),
     Option("append", "str", "guest kernel command line (-append); used only with kernel", default=""),
     Option("firmware", "str", "pseries firmware: slof or vof", default="default", choices=("default", "slof", "vof"),
            deprecated="write [pseries] firmware instead (a key of the spapr-irq plugin)"),

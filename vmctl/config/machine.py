@@ -127,10 +127,18 @@ class Machine:
         return parse_key(key) not in self.provenance
 
     def resolve_path(self, key: str) -> Path | None:
-        """A path option resolved relative to the file that set it."""
+        """A path option resolved relative to the file that set it.
+
+        ``guest:ARCH`` (``boot.kernel``/``boot.initrd``) is the cached guest's stable path
+        (:func:`vmctl.guest.reference_path`), known before it is fetched; None if ARCH is unknown.
+        """
         value = self.get(key)
         if not value or not isinstance(value, str) or "\x00" in value:
             return None  # a NUL is reported by validation; no path can hold one
+        if value.startswith("guest:"):
+            from vmctl.guest import reference_path
+
+            return reference_path(value, key)
         p = Path(value)
         if p.is_absolute():
             return p

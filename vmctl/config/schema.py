@@ -227,14 +227,18 @@ class Schema:
                                  'give the guest at least "128M"'))
         boot = m.data.get("boot")
         if isinstance(boot, dict):
+            from vmctl.guest import check_boot, fitting_for, reference
+
+            for key, sev, code, message, hint in check_boot(boot, arch if isinstance(arch, str) else None):
+                out.append(self._err(m, code, key, message, hint, severity=Severity(sev)))
             for key in ("kernel", "initrd"):
-                if isinstance(boot.get(key), str):
+                if isinstance(boot.get(key), str) and reference(boot[key]) is None:
                     path = m.resolve_path(f"boot.{key}")
                     if path is not None and not path.is_file():
                         out.append(self._err(m, "file-not-found", f"boot.{key}", f"boot.{key} not found: {path}",
                                              "paths are relative to the file that sets them"
-                                             + ("; vmctl guest fetch ppc64le downloads a guest kernel"
-                                                if arch == "ppc64" and key == "kernel" else "")))
+                                             + "".join(f'; {key} = "{g}" boots Debian\'s guest (vmctl guest list)'
+                                                       for g in fitting_for(arch)[:1])))
             fw = boot.get("firmware")
             if fw in ("slof", "vof") and not (isinstance(mtype, str) and mtype.startswith("pseries")):
                 out.append(self._err(m, "value", "boot.firmware", f'firmware = "{fw}" is for pseries machines only',

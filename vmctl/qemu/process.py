@@ -3,11 +3,16 @@
 ``vmctl run --backend qemu`` runs the machine's argv from :func:`vmctl.qemu.argv.build_argv`
 plus what a managed instance needs::
 
-    -qmp unix:SOCK,server=on,wait=off     QMP for vmctl (ready when it greets)
+    -qmp unix:INSTANCE/qemu-qmp.sock,server=on,wait=off
+                                          QEMU's private monitor: the supervisor holds its
+                                          one connection and serves the instance's qmp.sock
+                                          to any number of clients (vmctl.runtime.qmpmux)
     -display none                         no window
     -action panic=pause                   a guest panic stops the vCPUs (guest-panicked)
-    -chardev file,id=vmctl-console,path=LOG,append=on -serial chardev:vmctl-console
-                                          the guest console goes to the instance log
+    -chardev socket,id=vmctl-console,path=INSTANCE/console-qemu.sock,server=on,wait=off
+    -serial chardev:vmctl-console         the guest console (pseries: the spapr-vty of hvc0);
+                                          the supervisor logs it and serves vmctl console
+                                          (see vmctl.runtime.consolemux)
     -S                                    with --paused
 
 The process is started (detached, by the supervisor) from an argv list — never a shell.
@@ -23,7 +28,7 @@ from typing import Any
 
 from vmctl.errors import VmctlError
 
-CONSOLE_ID = "vmctl-console"
+CONSOLE_ID = "vmctl-console"  # the same as vmctl.runtime.consolemux.CONSOLE_ID
 
 
 def debian_package(arch: str) -> str:
@@ -46,6 +51,13 @@ def managed_args(argv: Sequence[str], *, socket: str | os.PathLike[str],
                  log: str | os.PathLike[str], paused: bool) -> list[str]:
     """``argv`` (binary first) plus the options a managed instance needs (module doc).
 
+    ``socket`` is the instance's public QMP socket; QEMU's own monitor socket is made in
+    the log's folder (:func:`vmctl.runtime.qmpwire.qemu_socket`; next to ``socket`` when
+    that path would be too long).
+    ``log`` is the instance log: the console socket is made in its folder
+    (:func:`vmctl.runtime.consolemux.qemu_socket`; next to ``socket`` when that path
+    would be too long).
+
     ``-append`` without ``-kernel`` is dropped: QEMU refuses the combination
     ("-append only allowed with -kernel option") although there is nothing to append to.
     """
@@ -58,12 +70,16 @@ def managed_args(argv: Sequence[str], *, socket: str | os.PathLike[str],
             raise VmctlError(f"the machine's QEMU arguments already contain {opt}",
                              hint="vmctl sets it for managed instances; remove it from the plugin "
                                   "or run the exported argv yourself (vmctl export --format sh)")
+    from vmctl.runtime.consolemux import chardev_args, qemu_socket
+    from vmctl.runtime.qmpwire import qemu_socket as monitor_socket
+
+    console = qemu_socket(os.path.dirname(os.fspath(log)), os.fspath(socket))
+    monitor = monitor_socket(os.path.dirname(os.fspath(log)), os.fspath(socket))
     _check_commas(str(socket), "QMP socket")
-    _check_commas(str(log), "log")
-    args += ["-qmp", f"unix:{socket},server=on,wait=off", "-display", "none",
-             "-action", "panic=pause",
-             "-chardev", f"file,id={CONSOLE_ID},path={log},append=on",
-             "-serial", f"chardev:{CONSOLE_ID}"]
+    _check_commas(monitor, "QEMU monitor socket")
+    _check_commas(console, "console socket")
+    args += ["-qmp", f"unix:{monitor},server=on,wait=off", "-display", "none",
+             "-action", "panic=pause", *chardev_args(console)]
     if paused:
         args.append("-S")
     return args

@@ -12,6 +12,11 @@
 ``qmp.sock``       the QMP socket, mode 0600 (elsewhere when the path would be too long:
                    ``instance.json`` has the real path)
 ``log``            console and the backend's stdout/stderr
+``console.sock``   ``vmctl console`` attaches here, mode 0600 (:mod:`~vmctl.runtime.consolemux`)
+``console-qemu.sock`` QEMU's console chardev, read by the supervisor (qemu backend)
+``qemu-qmp.sock``  QEMU's own QMP monitor (qemu backend): the supervisor holds its one
+                   connection, removes the path and serves ``qmp.sock``
+                   (:mod:`~vmctl.runtime.qmpmux`)
 ``exit.json``      written by the supervisor when the backend ends: returncode, signal
 ``.vmctl-instance`` the marker ``create`` writes first: vmctl removes no folder without it
 =================  ===================================================================
@@ -215,18 +220,23 @@ class Instance:
         finally:
             os.close(state_fd)
 
+    #: The sockets of one instance kept in the short-path folder: QMP (public), QEMU's own
+    #: monitor, QEMU's console and the console clients' (same stem, these suffixes).
+    OUTSIDE_SUFFIXES = (".sock", ".qmon", ".qcon", ".cons")
+
     def _remove_outside_socket(self) -> None:
-        """A socket kept elsewhere (see :mod:`vmctl.runtime.sockpath`): only a socket, only there."""
+        """Sockets kept elsewhere (see :mod:`vmctl.runtime.sockpath`): only sockets, only there."""
         from vmctl.runtime.sockpath import is_short_socket
 
         sock = self.socket()
         if sock.parent == self.dir or not is_short_socket(sock, self.state):
             return
-        try:
-            if stat.S_ISSOCK(os.lstat(sock).st_mode):
-                sock.unlink()
-        except OSError:
-            pass
+        for path in {sock, *(sock.with_suffix(s) for s in self.OUTSIDE_SUFFIXES)}:
+            try:
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    path.unlink()
+            except OSError:
+                pass
 
     def log_tail(self, lines: int = 10, max_bytes: int = 16384) -> list[str]:
         """The last ``lines`` non-empty lines of the log."""

@@ -86,6 +86,8 @@ def try_ready(path: str, timeout: float,
     The greeting alone is not enough: QEMU's monitor thread greets before the machine
     is built, and a QEMU that then fails (bad memory size, missing firmware) would look
     ready.  A ``query-status`` reply comes from the main loop, after machine set-up.
+    On QEMU ``path`` is the supervisor's (:mod:`vmctl.runtime.qmpmux`): it relays QEMU's
+    greeting once it holds QEMU's monitor, and the reply still comes from QEMU.
     ``greeted`` (a list) receives the ``time.monotonic()`` of the greeting.
     """
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -321,6 +323,10 @@ class Launch:
 
     def start(self, foreground: bool = False, timeout: float | None = None) -> Started:
         """Run steps 2-6; on failure nothing of this run is left behind."""
+        if self.backend == "qemu":  # [boot] "guest:ARCH" files are fetched on first use
+            from vmctl.guest import ensure_for_machine
+
+            ensure_for_machine(self.machine, self.notify)
         t0 = time.monotonic()
         if not self.lock.acquire(wait=0.2):
             raise VmctlError(f"instance {self.name!r} is already taken: {_holder(self.inst)}",

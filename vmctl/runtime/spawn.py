@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vmctl.errors import describe_oserror
-from vmctl.runtime import supervisor
+from vmctl.runtime import consolemux, qmpwire, supervisor
 
 SUPERVISOR = Path(supervisor.__file__)
 #: Seconds the forked child waits before exec'ing the supervisor.
@@ -81,8 +81,11 @@ def _become_supervisor(folder: str, lock_fd: int, cmd: list[str], child: int,
     # The supervisor's Python start-up must not compete with the backend's on a busy
     # machine: start it a little later, and at a lower priority.  Nothing is lost
     # meanwhile: a backend that ends early stays a zombie until the supervisor reaps it.
-    os.nice(10)
-    time.sleep(SUPERVISOR_DELAY)
+    # Not for QEMU: there the supervisor serves QMP (vmctl.runtime.qmpmux), which `run`
+    # waits for and every client goes through.
+    if qmpwire.qemu_monitor_path(cmd) is None:
+        os.nice(10)
+        time.sleep(SUPERVISOR_DELAY)
     if detach:
         os.dup2(null, 0)
         os.dup2(log, 1)
@@ -131,6 +134,7 @@ def spawn_backend(folder: str, lock_fd: int, cmd: list[str], env: dict[str, str]
                     report(report_fd, f"error cannot execute {cmd[0]}: {exc.strerror}")
                     supervisor.record_spawn_failure(folder, log, cmd, exc)
                     os._exit(127)
+                consolemux.connect_early(cmd, child)  # QEMU's console, kept across the exec
                 _become_supervisor(folder, lock_fd, cmd, child, log, null, env,
                                    detach=not foreground)
             except BaseException as exc:  # noqa: BLE001 - a forked child never returns

@@ -22,6 +22,11 @@ form starts the backend itself.
    exec, so both exist before the backend can answer on QMP.
 4. Forward SIGTERM and SIGHUP to the backend, and SIGINT when detached (in the
    foreground the terminal's Ctrl-C reaches the backend itself).
+   Then the console (:mod:`consolemux`, loaded by path): QEMU's console is logged and
+   served on ``console.sock`` by a daemon thread; the simulator serves its own.
+   And QMP (:mod:`qmpmux`, loaded by path): the supervisor holds QEMU's one monitor
+   connection (``-qmp unix:…/qemu-qmp.sock``) and serves ``qmp.sock`` to any number of
+   clients from a daemon thread.
 5. When the backend ends, write ``exit.json`` (``returncode`` or ``signal``), then exit
    with the backend's status (128 + N for signal N).
 
@@ -105,12 +110,29 @@ def record_start(folder: str, child: int, cmd: list) -> None:
         "supervisor_start": _start_ticks(me), "started": time.time(), "argv": cmd})
 
 
+def _start_sibling(name: str, *args: object) -> None:
+    """``start(*args)`` of the stdlib-only module ``name`` of this folder, loaded by path
+    (``-I`` puts no folder on ``sys.path``); its failure is logged, never fatal."""
+    try:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+        spec = importlib.util.spec_from_file_location(f"_vmctl_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.start(*args)
+    except Exception as exc:  # noqa: BLE001 - the backend is watched whatever happens
+        sys.stderr.write(f"vmctl: {name}: {type(exc).__name__}: {exc}\n")
+
+
 def watch(folder: str, child: int, cmd: list, record: bool = True) -> int:
     """Steps 3-5 once the backend runs: record it, wait, record how it ended."""
     global _child
     _child = child
     if record:
         record_start(folder, child, cmd)
+    _start_sibling("qmpmux", folder, child, cmd)  # first: vmctl run waits for QMP
+    _start_sibling("consolemux", folder, child, cmd)
     while True:
         try:
             _pid, status = os.waitpid(child, 0)

@@ -35,6 +35,9 @@ class FakeApt:
             out = DEPENDS
         elif tool == "apt-get" and "download" in cmd:
             Path(cwd, f"{cmd[-1]}_6.1.176-1_ppc64el.deb").write_bytes(b"!<arch>\n")
+        elif tool == "dpkg-deb" and "busybox-static_" in cmd[2]:   # vmctl guest fetch packs an initramfs too
+            Path(cmd[3], "bin").mkdir(parents=True)
+            Path(cmd[3], "bin", "busybox").write_bytes(b"\x7fELF")
         elif tool == "dpkg-deb":
             boot = Path(cmd[3], "boot")
             boot.mkdir(parents=True)
