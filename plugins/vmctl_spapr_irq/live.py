@@ -24,8 +24,9 @@ and decides:
   VOF print fewer): ``negotiated``;
 * else ``before-cas``.
 
-After a ``system_reset`` of a running guest the old kernel's lines are still in the log,
-so QEMU shows ``negotiated`` until the new kernel prints again; the simulator is exact.
+Only the lines after the last reset count: vmctl's QMP multiplexer writes
+``vmctl: qmp: guest reset (RESET event)`` into the console log at every ``RESET`` event,
+so after a ``system_reset`` the state is ``before-cas`` again until the new kernel prints.
 
 Also here: the panel declaration for ``vmctl monitor`` (:func:`tui_panels`; the Textual
 panel itself is in ``panel.py``) and ``vmctl top``'s column (:func:`headline`).
@@ -46,6 +47,8 @@ from .model.info_pic import parse_info_pic
 CONSOLE_LINES = 200
 #: A printk line: the guest kernel runs, so its ``prom_init`` has made the CAS call.
 PRINTK = re.compile(r"^\[\s*\d+\.\d+\] ")
+#: The line vmctl's QMP multiplexer writes to the console log at each guest reset.
+RESET_MARK = "guest reset (RESET event)"
 
 
 def parse_sim(returns: list[Any]) -> dict[str, Any]:
@@ -58,6 +61,10 @@ def cas_state(mode: str | None, firmware_mode: str, run_state: str | None,
     """``before-cas`` or ``negotiated`` on QEMU (the rules are in the module docstring)."""
     if run_state == "prelaunch":
         return "before-cas"
+    for i in range(len(console) - 1, -1, -1):
+        if RESET_MARK in console[i]:
+            console = console[i + 1:]
+            break
     if mode and mode != firmware_mode:
         return "negotiated"
     if any(PRINTK.match(line) for line in console) or len(console) >= CONSOLE_LINES:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_vmctl
+
 from .conftest import MACHINES, cli, cli_ok, instance, state_dir
 
 pytestmark = pytest.mark.qemu
@@ -363,3 +365,22 @@ def test_start_up_failures_are_still_qemus_own_words(tmp_path):
     assert "exited during start-up (exit status 1)" in res.stderr
     assert time.monotonic() - t0 < 10
     assert not instance("big").exists() and not list(state_dir().glob("*/*.sock"))
+
+
+def test_a_guest_reset_is_marked_in_the_console_log(tmp_path):
+    """The mark the spapr-irq probe reads CAS state after (the old boot's lines are older)."""
+    path = tmp_path / "mark.toml"
+    path.write_text('[machine]\nname = "mux-mark"\narch = "x86_64"\ntype = "q35"\ncpu = "qemu64"\n'
+                    'memory = "256M"\naccel = "tcg"\n')
+    run_vmctl("run", "--backend", "qemu", "--paused", str(path), check=True)
+    try:
+        run_vmctl("qmp", "mux-mark", "system_reset", check=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if "vmctl: qmp: guest reset (RESET event)" in run_vmctl("logs", "mux-mark").stdout:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError(run_vmctl("logs", "mux-mark").stdout)
+    finally:
+        run_vmctl("stop", "mux-mark", "--force")

@@ -40,3 +40,11 @@ def test_cas_state_on_qemu():
     assert cas_state("xics", "xics", "running", []) == "before-cas"      # firmware still running
     assert cas_state("xics", "xics", "running", kernel) == "negotiated"  # the kernel printed
     assert cas_state("xics", "xics", "running", ["$ ls"] * CONSOLE_LINES) == "negotiated"
+
+
+def test_cas_state_counts_only_what_the_guest_printed_since_the_last_reset():
+    boot = ["[    0.000000] Linux version 6.1.0", "vmctl-guest# "]
+    mark = "vmctl: qmp: guest reset (RESET event)"
+    assert cas_state("xics", "xics", "running", boot) == "negotiated"
+    assert cas_state("xics", "xics", "running", boot + [mark]) == "before-cas"
+    assert cas_state("xics", "xics", "running", boot + [mark] + boot[:1]) == "negotiated"

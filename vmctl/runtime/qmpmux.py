@@ -199,6 +199,10 @@ class Mux(io.Loop):
                 for c in list(self.clients):
                     if c.state == "command":
                         self.write(c, line)
+                if b'"event": "RESET"' in line:
+                    # a mark in the console log: what the guest printed before it is from
+                    # the previous boot (the spapr-irq probe reads CAS state after it)
+                    self._log("guest reset (RESET event)")
                 return
             routed = w.reply_for(line, self.pending)
             if routed is None:
