@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, report
+from common import ROOT, qmp_many_clients, qmp_round_trips, stop_all, report
 
 sys.path.insert(0, str(ROOT))
 
@@ -62,40 +62,6 @@ class Raw:
     def close(self) -> None:
         self.file.close()
         self.sock.close()
-
-
-async def qmp_round_trips(path: str, n: int) -> list[float]:
-    from qemu.qmp import QMPClient
-
-    q = QMPClient("bench")
-    await q.connect(path)
-    out = []
-    for _ in range(n):
-        t = time.perf_counter()
-        await q.execute("query-status")
-        out.append(time.perf_counter() - t)
-    await q.disconnect()
-    return out
-
-
-async def many_clients(path: str, clients: int, each: int) -> tuple[int, int, float]:
-    from qemu.qmp import QMPClient
-
-    async def one(i: int) -> int:
-        q = QMPClient(f"c{i}")
-        await q.connect(path)
-        ok = 0
-        for _ in range(each):
-            if (await q.execute("query-status"))["status"] == "prelaunch":
-                ok += 1
-        await q.disconnect()
-        return ok
-
-    t0 = time.perf_counter()
-    results = await asyncio.gather(*(one(i) for i in range(clients)), return_exceptions=True)
-    errors = [r for r in results if isinstance(r, BaseException)]
-    served = sum(r for r in results if isinstance(r, int))
-    return served, len(errors), time.perf_counter() - t0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -134,7 +100,6 @@ def main() -> int:
     os.environ["VMCTL_CACHE_DIR"] = str(folder / "cache")
     from vmctl.config import load_machine
     from vmctl.plugins import get_plugin_manager
-    from vmctl.runtime.control import stop
     from vmctl.runtime.launch import Launch
 
     pm = get_plugin_manager()
@@ -172,7 +137,7 @@ def main() -> int:
             q_mux += asyncio.run(qmp_round_trips(started.socket, opts.per_round))
         q_ratio = ms(q_mux) / ms(q_direct)
 
-        served, errors, secs = asyncio.run(many_clients(started.socket, 20, 50))
+        served, errors, secs = asyncio.run(qmp_many_clients(started.socket, 20, 50, expect="prelaunch"))
         rows = [("measure", "direct on QEMU", "through the multiplexer", "ratio / target"),
                 ("query-status, raw client", f"{ms(d_samples) * 1000:.0f} us",
                  f"{ms(m_samples) * 1000:.0f} us",
@@ -189,13 +154,7 @@ def main() -> int:
         if bare is not None:
             bare.kill()
             bare.wait()
-        from vmctl.runtime.inspect import inspect
-        from vmctl.runtime.instance import list_instances
-
-        for inst in list_instances(folder / "state"):
-            if inspect(inst).state.alive:
-                stop(inst.name, force=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        stop_all(folder)
     return 0
 
 

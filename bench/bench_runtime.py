@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import qmp_many_clients, qmp_round_trips, stop_all
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 P9 = ROOT / "machines" / "p9-dual.toml"
@@ -123,42 +125,6 @@ def qemu_interleaved(machine, pm, argv: list[str], runs: int, folder: Path
     return launch, launch_greet, greet, reply
 
 
-async def round_trips(sock: str, n: int) -> list[float]:
-    from qemu.qmp import QMPClient
-
-    q = QMPClient("bench")
-    await q.connect(sock)
-    for _ in range(20):
-        await q.execute("query-status")
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        await q.execute("query-status")
-        out.append(time.perf_counter() - t0)
-    await q.disconnect()
-    return out
-
-
-async def many_clients(sock: str, clients: int, each: int) -> tuple[int, int, float]:
-    from qemu.qmp import QMPClient
-
-    async def one(i: int) -> int:
-        q = QMPClient(f"c{i}")
-        await q.connect(sock)
-        ok = 0
-        for _ in range(each):
-            if (await q.execute("query-status"))["status"]:
-                ok += 1
-        await q.disconnect()
-        return ok
-
-    t0 = time.perf_counter()
-    results = await asyncio.gather(*(one(i) for i in range(clients)), return_exceptions=True)
-    errors = sum(isinstance(r, BaseException) for r in results)
-    served = sum(r for r in results if isinstance(r, int))
-    return served, errors, time.perf_counter() - t0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
@@ -202,8 +168,8 @@ def main() -> int:
               f"(target <= 150 ms: {'ok' if median_ms(launch) <= 150 else 'MISSED'}); "
               f"whole 'vmctl run' process: median {median_ms(cli):.1f} ms")
         sim = Launch(machine, pm, name="bench-rt").start()
-        rt_sim = asyncio.run(round_trips(sim.socket, 500))
-        served, errors, secs = asyncio.run(many_clients(sim.socket, 50, 20))
+        rt_sim = asyncio.run(qmp_round_trips(sim.socket, 500, warmup=20))
+        served, errors, secs = asyncio.run(qmp_many_clients(sim.socket, 50, 20))
         if qemu:
             from vmctl.qemu.process import managed_args
 
@@ -222,7 +188,7 @@ def main() -> int:
                   f"{median_ms(qlaunch):.1f} ms vs bare {median_ms(bare_reply):.1f} ms "
                   f"({median_ms(qlaunch) - median_ms(bare_reply):+.1f} ms)")
             real = Launch(machine, pm, backend="qemu", name="bench-rtq", paused=True).start()
-            rt_qemu = asyncio.run(round_trips(real.socket, 500))
+            rt_qemu = asyncio.run(qmp_round_trips(real.socket, 500, warmup=20))
             ratio = median_ms(rt_sim) / median_ms(rt_qemu)
             print(f"3. query-status round trip via qemu.qmp: sim {median_ms(rt_sim) * 1000:.0f} us, "
                   f"QEMU {median_ms(rt_qemu) * 1000:.0f} us, ratio {ratio:.2f}x "
@@ -234,13 +200,7 @@ def main() -> int:
               f"errors, {secs * 1000:.0f} ms total")
         stop("bench-rt", force=True)
     finally:
-        from vmctl.runtime.inspect import inspect
-        from vmctl.runtime.instance import list_instances
-
-        for inst in list_instances(folder / "state"):
-            if inspect(inst).state.alive:
-                stop(inst.name, force=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        stop_all(folder)
     return 0
 
 

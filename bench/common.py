@@ -56,3 +56,61 @@ def report(rows: list[tuple[str, str, str, str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+# -- QMP clients (qemu.qmp, imported when used) -------------------------------------------
+async def qmp_round_trips(path: str, n: int, warmup: int = 0) -> list[float]:
+    """Seconds per ``query-status`` round trip through qemu.qmp on socket ``path``."""
+    from qemu.qmp import QMPClient
+
+    q = QMPClient("bench")
+    await q.connect(path)
+    for _ in range(warmup):
+        await q.execute("query-status")
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await q.execute("query-status")
+        out.append(time.perf_counter() - t0)
+    await q.disconnect()
+    return out
+
+
+async def qmp_many_clients(path: str, clients: int, each: int,
+                           expect: str | None = None) -> tuple[int, int, float]:
+    """``clients`` qemu.qmp clients at once, ``each`` ``query-status`` each:
+    ``(answers with a status — equal to ``expect`` when given —, clients that failed, s)``."""
+    import asyncio
+
+    from qemu.qmp import QMPClient
+
+    async def one(i: int) -> int:
+        q = QMPClient(f"c{i}")
+        await q.connect(path)
+        ok = 0
+        for _ in range(each):
+            status = (await q.execute("query-status"))["status"]
+            if status and (expect is None or status == expect):
+                ok += 1
+        await q.disconnect()
+        return ok
+
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(one(i) for i in range(clients)), return_exceptions=True)
+    errors = sum(isinstance(r, BaseException) for r in results)
+    served = sum(r for r in results if isinstance(r, int))
+    return served, errors, time.perf_counter() - t0
+
+
+def stop_all(folder: Path) -> None:
+    """Stop every live instance under ``folder``'s state dir and remove the folder."""
+    import shutil
+
+    from vmctl.runtime.control import stop
+    from vmctl.runtime.inspect import inspect
+    from vmctl.runtime.instance import list_instances
+
+    for inst in list_instances(folder / "state"):
+        if inspect(inst).state.alive:
+            stop(inst.name, force=True)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -4,6 +4,7 @@ in this session's temporary folder."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,16 @@ def guest_kernel(arch: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
             os.environ.pop("VMCTL_CACHE_DIR", None)
         else:
             os.environ["VMCTL_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def ppc64le_kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Debian's ppc64le vmlinux for real-QEMU tests (:func:`guest_kernel`); a missing
+    ``qemu-system-ppc64`` fails with what to install, never skips."""
+    if shutil.which("qemu-system-ppc64") is None:
+        pytest.fail("qemu-system-ppc64 is not installed: apt-get install -y --no-install-recommends "
+                    "qemu-system-ppc (.ci/run installs it)")
+    return guest_kernel("ppc64le", tmp_path_factory)
 
 
 def run_vmctl(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,

@@ -8,7 +8,6 @@ the guest had not negotiated anything yet, a machine whose firmware exited showe
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -20,13 +19,8 @@ pytestmark = pytest.mark.qemu
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("qemu-system-ppc64") is None:
-        pytest.fail("qemu-system-ppc64 is not installed: apt-get install -y --no-install-recommends "
-                    "qemu-system-ppc (.ci/run installs it)")
-    from tests.conftest import guest_kernel
-
-    return guest_kernel("ppc64le", tmp_path_factory)
+def kernel(ppc64le_kernel: Path) -> Path:
+    return ppc64le_kernel
 
 
 def machine(tmp_path: Path, name: str, boot: str = "") -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.runtime.qmpraw import RawQmp
 from vmctl.runtime import qmpio, qmpmux, qmpwire
 
 GREETING = (b'{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}, '
@@ -134,52 +135,6 @@ def eventually(check, timeout: float = 5.0) -> bool:
     return True
 
 
-class Client:
-    """A raw QMP client: bytes in, lines out."""
-
-    def __init__(self, path: str, negotiate: bool = True, oob: bool = False) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(5)
-        self.sock.connect(path)
-        self.buf = b""
-        self.greeting = self.line()
-        if negotiate:
-            args = ', "arguments": {"enable": ["oob"]}' if oob else ""
-            self.send('{"execute": "qmp_capabilities"%s}' % args)
-            assert self.line() == b'{"return": {}}\r\n'
-
-    def send(self, text: str | bytes) -> None:
-        self.sock.sendall(text.encode() if isinstance(text, str) else text)
-
-    def line(self, timeout: float = 5.0) -> bytes:
-        self.sock.settimeout(timeout)
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError(self.buf)
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line + b"\n"
-
-    def msg(self, timeout: float = 5.0) -> dict:
-        return json.loads(self.line(timeout))
-
-    def call(self, text: str) -> dict:
-        self.send(text)
-        return self.msg()
-
-    def quiet(self, wait: float = 0.2) -> bool:
-        """Nothing arrives within ``wait`` seconds."""
-        try:
-            self.line(wait)
-        except (TimeoutError, socket.timeout):
-            return True
-        return False
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.fixture
 def mux(tmp_path):
     """``(public path, fake QEMU, Mux)`` with the loop in a thread."""
@@ -208,8 +163,8 @@ def mux(tmp_path):
 # -- greeting and negotiation ------------------------------------------------------------------
 def test_each_client_gets_qemus_greeting_and_negotiates_alone(mux, tmp_path):
     public, fake, m = mux()
-    a = Client(public, negotiate=False)
-    b = Client(public)
+    a = RawQmp(public, negotiate=False)
+    b = RawQmp(public)
     assert a.greeting == b.greeting == GREETING
     assert a.call('{"execute": "query-status", "id": 1}') == {
         "id": 1, "error": {"class": "CommandNotFound",
@@ -224,7 +179,7 @@ def test_each_client_gets_qemus_greeting_and_negotiates_alone(mux, tmp_path):
 
 def test_errors_before_negotiation_are_qemus_own(mux):
     public, fake, _m = mux()
-    c = Client(public, negotiate=False)
+    c = RawQmp(public, negotiate=False)
     cases = {
         b'{"exec-oob": "ping", "id": 4}':
             b'{"id": 4, "error": {"class": "GenericError", "desc": "QMP input member '
@@ -257,7 +212,7 @@ def test_errors_before_negotiation_are_qemus_own(mux):
 
 def test_oob_is_refused_when_qemu_did_not_offer_it(mux):
     public, fake, _m = mux(greeting=GREETING.replace(b'["oob"]', b"[]"))
-    c = Client(public, negotiate=False)
+    c = RawQmp(public, negotiate=False)
     assert c.call('{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}') == {
         "error": {"class": "GenericError", "desc": "Capability oob not available"}}
     assert c.call('{"execute": "qmp_capabilities"}') == {"return": {}}
@@ -268,7 +223,7 @@ def test_oob_is_refused_when_qemu_did_not_offer_it(mux):
 # -- ids ----------------------------------------------------------------------------------------
 def test_ids_are_rewritten_and_come_back_as_sent(mux):
     public, fake, _m = mux()
-    a, b = Client(public), Client(public)
+    a, b = RawQmp(public), RawQmp(public)
     a.send('{"execute": "slow", "arguments": {"s": 0.2}, "id": "same"}')
     b.send('{"execute": "echo", "arguments": {"who": "b"}, "id": "same"}')
     assert b.msg() == {"return": {"cmd": "echo", "args": {"who": "b"}}, "id": "same"}
@@ -289,7 +244,7 @@ def test_ids_are_rewritten_and_come_back_as_sent(mux):
 
 def test_replies_keep_each_clients_order_local_answers_included(mux):
     public, _fake, _m = mux()
-    c = Client(public)
+    c = RawQmp(public)
     c.send('{"execute": "slow", "arguments": {"s": 0.3}, "id": 1} [2] '
            '{"execute": "echo", "id": 3} }')
     assert c.msg()["id"] == 1
@@ -302,8 +257,8 @@ def test_replies_keep_each_clients_order_local_answers_included(mux):
 # -- events -------------------------------------------------------------------------------------
 def test_events_reach_every_negotiated_client_only(mux):
     public, _fake, _m = mux()
-    a, b = Client(public), Client(public)
-    raw = Client(public, negotiate=False)
+    a, b = RawQmp(public), RawQmp(public)
+    raw = RawQmp(public, negotiate=False)
     a.send('{"execute": "emit", "arguments": {"name": "STOP"}, "id": 1}')
     assert a.msg()["event"] == "STOP"
     assert a.msg() == {"return": {}, "id": 1}
@@ -314,7 +269,7 @@ def test_events_reach_every_negotiated_client_only(mux):
 # -- hang-ups -----------------------------------------------------------------------------------
 def test_a_client_gone_mid_command_disturbs_nobody(mux):
     public, fake, m = mux()
-    a, b = Client(public), Client(public)
+    a, b = RawQmp(public), RawQmp(public)
     a.send('{"execute": "slow", "arguments": {"s": 0.3}, "id": "a1"}')
     time.sleep(0.05)
     a.close()
@@ -327,7 +282,7 @@ def test_a_client_gone_mid_command_disturbs_nobody(mux):
 def test_a_half_closed_client_gets_its_replies_then_eof(mux):
     """``printf '…' | socat - UNIX-CONNECT:qmp.sock``: send, shut the write side, read."""
     public, _fake, _m = mux()
-    c = Client(public, negotiate=False)
+    c = RawQmp(public, negotiate=False)
     c.send(b'{"execute": "qmp_capabilities"}\n{"execute": "slow", "arguments": {"s": 0.2}}\n'
            b'{"execute": "echo", "id": 9}\n')
     c.sock.shutdown(socket.SHUT_WR)
@@ -341,7 +296,7 @@ def test_a_half_closed_client_gets_its_replies_then_eof(mux):
 def test_a_client_that_stops_reading_is_dropped(mux, monkeypatch):
     monkeypatch.setattr(qmpio, "MAX_BACKLOG", 64 << 10)
     public, _fake, m = mux()
-    stuck = Client(public)
+    stuck = RawQmp(public)
     stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     big = "x" * 60000
     try:
@@ -349,7 +304,7 @@ def test_a_client_that_stops_reading_is_dropped(mux, monkeypatch):
             stuck.send('{"execute": "echo", "arguments": {"pad": "%s"}, "id": %d}' % (big, i))
     except OSError:
         pass  # dropped already
-    ok = Client(public)
+    ok = RawQmp(public)
     assert ok.call('{"execute": "echo", "id": 1}')["id"] == 1
     deadline = time.monotonic() + 5
     while len(m.clients) > 1 and time.monotonic() < deadline:
@@ -359,7 +314,7 @@ def test_a_client_that_stops_reading_is_dropped(mux, monkeypatch):
 
 def test_qemu_quitting_ends_every_client_after_its_last_words(mux):
     public, _fake, m = mux()
-    a, b = Client(public), Client(public)
+    a, b = RawQmp(public), RawQmp(public)
     a.send('{"execute": "quit", "id": 1}')
     assert a.msg() == {"return": {}, "id": 1}
     assert a.msg()["event"] == "SHUTDOWN" and b.msg()["event"] == "SHUTDOWN"
@@ -372,8 +327,8 @@ def test_qemu_quitting_ends_every_client_after_its_last_words(mux):
 # -- out of band, fairness ------------------------------------------------------------------------
 def test_exec_oob_passes_an_in_band_command_for_clients_that_enabled_it(mux):
     public, fake, _m = mux()
-    oob = Client(public, oob=True)
-    plain = Client(public)
+    oob = RawQmp(public, oob=True)
+    plain = RawQmp(public)
     oob.send('{"execute": "slow", "arguments": {"s": 0.3}, "id": "slow"}'
              '{"exec-oob": "ping", "id": "p"}')
     assert oob.msg() == {"return": {"pong": {}}, "id": "p"}  # overtakes the slow one
@@ -387,7 +342,7 @@ def test_exec_oob_passes_an_in_band_command_for_clients_that_enabled_it(mux):
 
 def test_clients_take_turns_and_qemu_never_queues_more_than_in_flight(mux):
     public, fake, _m = mux()
-    flood, other = Client(public), Client(public)
+    flood, other = RawQmp(public), RawQmp(public)
     for i in range(30):
         flood.send('{"execute": "slow", "arguments": {"s": 0.01}, "id": %d}' % i)
     time.sleep(0.03)
@@ -404,7 +359,7 @@ def test_many_clients_at_once(mux):
 
     def one(i: int) -> None:
         try:
-            c = Client(public)
+            c = RawQmp(public)
             for j in range(25):
                 reply = c.call('{"execute": "echo", "arguments": {"c": %d}, "id": %d}' % (i, j))
                 assert reply == {"return": {"cmd": "echo", "args": {"c": i}}, "id": j}
@@ -472,7 +427,7 @@ def test_the_supervisor_loads_it_by_path_with_the_standard_library_only(tmp_path
         while not public.exists():
             assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
             time.sleep(0.01)
-        c = Client(str(public), negotiate=False)
+        c = RawQmp(str(public), negotiate=False)
         c.send(b"{'execute': 'qmp_capabilities'}")  # needs the parser
         assert c.line() == b'{"return": {}}\r\n'
         assert c.call('{"execute": "quit", "id": 1}') == {"return": {}, "id": 1}

@@ -35,11 +35,8 @@ def _qemu_installed() -> None:
 
 
 @pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Debian's ppc64le vmlinux: the user's cache when it holds one, else a fresh fetch."""
-    from tests.conftest import guest_kernel
-
-    return guest_kernel("ppc64le", tmp_path_factory)
+def kernel(ppc64le_kernel: Path) -> Path:
+    return ppc64le_kernel
 
 
 def _app(pm, name: str) -> MonitorApp:

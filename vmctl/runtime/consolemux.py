@@ -32,6 +32,7 @@ import time
 if __package__:
     from vmctl.runtime.consoleserver import (MAX_SOCKET_PATH, REPLAY_BYTES, VERSION,
                                              ConsoleServer, FrameReader, fits, frame, jframe)
+    from vmctl.runtime.procinfo import is_alive
 else:  # loaded by path in the supervisor: vmctl is not importable there
     def _sibling(name: str):
         import importlib.util
@@ -43,6 +44,7 @@ else:  # loaded by path in the supervisor: vmctl is not importable there
         return module
 
     _server = _sibling("consoleserver")
+    is_alive = _sibling("procinfo").is_alive
     MAX_SOCKET_PATH, REPLAY_BYTES, VERSION = (_server.MAX_SOCKET_PATH, _server.REPLAY_BYTES,
                                               _server.VERSION)
     ConsoleServer, FrameReader, fits, frame, jframe = (
@@ -113,16 +115,6 @@ def _note(log_fd: int, message: str) -> None:
         pass
 
 
-def _gone(pid: int) -> bool:
-    """``pid`` has exited (a zombie counts), without reaping it."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return True
-    return raw[raw.rfind(b")") + 2:][:1] in (b"Z", b"X")
-
-
 def connect_early(cmd: list, child: int, timeout: float = 5.0) -> int:
     """Connect to QEMU's console socket as soon as QEMU has made it; the descriptor
     (inheritable, for the supervisor exec'd next), or -1 (not QEMU, or it never came).
@@ -148,7 +140,7 @@ def connect_early(cmd: list, child: int, timeout: float = 5.0) -> int:
             fd = sock.detach()
             os.set_inheritable(fd, True)
             return fd
-        if time.monotonic() > deadline or _gone(child):
+        if time.monotonic() > deadline or not is_alive(child, None):
             return -1
         time.sleep(0.001)
 
@@ -178,7 +170,7 @@ def _inherited(path: str) -> socket.socket | None:
 
 def _connect(path: str, child: int, timeout: float = 60.0) -> socket.socket | None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not (child and _gone(child)):
+    while time.monotonic() < deadline and not (child and not is_alive(child, None)):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             sock.connect(path)

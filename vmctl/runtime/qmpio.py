@@ -267,16 +267,6 @@ def remove_socket(path: str) -> None:
         pass
 
 
-def gone(pid: int) -> bool:
-    """``pid`` has exited (a zombie counts), without reaping it."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return True
-    return raw[raw.rfind(b")") + 2:][:1] in (b"Z", b"X")
-
-
 def log_line(message: str) -> None:
     """One line to the instance log (the supervisor's stderr)."""
     try:

@@ -80,6 +80,7 @@ def _sibling(name: str):
 
 w = _sibling("qmpwire")
 io = _sibling("qmpio")
+procinfo = _sibling("procinfo")
 
 #: In-band requests waiting in QEMU at once (QEMU suspends its monitor at 8 queued, which
 #: would hold up out-of-band commands too).
@@ -142,7 +143,7 @@ class Mux(io.Loop):
         return self._delay
 
     def _connect(self) -> bool:
-        if self.child and io.gone(self.child):
+        if self.child and not procinfo.is_alive(self.child, None):
             self.link = "gone"
             return False
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)

@@ -462,6 +462,22 @@ def check_members(arguments: Mapping[str, Any], spec: Mapping[str, tuple[type, b
                 f"{_TYPE_NAMES.get(typ, typ.__name__)}")
 
 
+def check_capabilities(arguments: Mapping[str, Any]) -> list[str]:
+    """``qmp_capabilities``' arguments as QEMU 7.2's visitor and ``qmp_caps_accept`` check
+    them; the capabilities to enable.  (The simulator's sessions and the qemu backend's
+    multiplexer both answer negotiation with it.)"""
+    check_members(arguments, {"enable": (list, False)})
+    enable = arguments.get("enable", [])
+    for i, cap in enumerate(enable):
+        if not isinstance(cap, str):
+            raise QMPError.generic(f"Invalid parameter type for 'enable[{i}]', expected: string")
+        if cap != "oob":
+            # QEMU 7.2 names a list element's enum 'null' here (seen on the real one).
+            raise QMPError.generic(f"Parameter 'null' does not accept value '{cap}'")
+    check_unexpected(arguments, ("enable",))
+    return enable
+
+
 def check_unexpected(arguments: Mapping[str, Any], members: Iterable[str]) -> None:
     """"Parameter '…' is unexpected" for an argument not among ``members``."""
     name = first_unexpected(arguments, members)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.guest.conftest import FakeApt
 from vmctl import guest
 from vmctl.errors import VmctlError
 from vmctl.guest import Source, resolve_package, system_source
@@ -16,34 +16,6 @@ from vmctl.guest import Source, resolve_package, system_source
 DEPENDS = """linux-image-powerpc64le
   Depends: linux-image-6.1.0-50-powerpc64le
 """
-
-
-class FakeApt:
-    """Plays apt-get, apt-cache and dpkg-deb, recording every command line."""
-
-    def __init__(self, fail: str | None = None) -> None:
-        self.calls: list[list[str]] = []
-        self.fail = fail
-
-    def __call__(self, cmd, capture_output=True, text=True, cwd=None, timeout=None):
-        self.calls.append(list(cmd))
-        tool = cmd[0]
-        if self.fail and self.fail in " ".join(cmd):
-            return subprocess.CompletedProcess(cmd, 100, "", "E: Failed to fetch http://deb.debian.org/x 404")
-        out = ""
-        if tool == "apt-cache":
-            out = DEPENDS
-        elif tool == "apt-get" and "download" in cmd:
-            Path(cwd, f"{cmd[-1]}_6.1.176-1_ppc64el.deb").write_bytes(b"!<arch>\n")
-        elif tool == "dpkg-deb" and "busybox-static_" in cmd[2]:   # vmctl guest fetch packs an initramfs too
-            Path(cmd[3], "bin").mkdir(parents=True)
-            Path(cmd[3], "bin", "busybox").write_bytes(b"\x7fELF")
-        elif tool == "dpkg-deb":
-            boot = Path(cmd[3], "boot")
-            boot.mkdir(parents=True)
-            (boot / "vmlinux-6.1.0-50-powerpc64le").write_bytes(b"\x7fELF" + b"\0" * 60)
-            (boot / "config-6.1.0-50-powerpc64le").write_text("CONFIG_PPC64=y\n")
-        return subprocess.CompletedProcess(cmd, 0, out, "")
 
 
 @pytest.fixture
